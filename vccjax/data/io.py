@@ -1,0 +1,144 @@
+"""Reading VCC-layout `.h5ad` files, in memory or backed (on disk), with clear errors.
+
+The VCC layout: raw integer UMI counts in `X` (cells x genes, CSR or dense), the perturbed gene in
+`obs['target_gene']` (controls labelled `non-targeting`, a double written `A+B`), optional
+`obs['batch']` and `obs['cell_type']`, gene symbols as the `var` index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import anndata as ad
+import h5py
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from vccjax.errors import InputError
+
+CONTROL_LABEL = "non-targeting"
+TARGET_COLUMN = "target_gene"
+
+
+def read_h5ad(path: str, *, backed: bool = False) -> ad.AnnData:
+  """Opens an `.h5ad` file; `backed=True` leaves `X` on disk (read rows on demand)."""
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise InputError(path, "file not found", "check the path")
+  try:
+    with h5py.File(path, "r") as f:
+      if "X" not in f or "obs" not in f or "var" not in f:
+        raise InputError(path, "not an AnnData file (no X/obs/var groups)",
+                         "write it with anndata's `write_h5ad`")
+    return ad.read_h5ad(path, backed="r" if backed else None)
+  except InputError:
+    raise
+  except Exception as e:  # h5py/anndata raise many types for truncated or foreign files.
+    raise InputError(path, f"unreadable or truncated h5ad ({type(e).__name__}: {e})",
+                     "re-download or re-write the file") from e
+
+
+def obs_column(adata: ad.AnnData, column: str, *, path: str, required: bool = True):
+  """`obs[column]` as a NumPy string array, or None when optional and absent."""
+  if column not in adata.obs.columns:
+    if not required:
+      return None
+    raise InputError(path, f"obs has no '{column}' column (columns: {list(adata.obs.columns)})",
+                     f"add the perturbed gene of each cell as obs['{column}']")
+  return adata.obs[column].astype(str).to_numpy()
+
+
+@dataclasses.dataclass(frozen=True)
+class CellLabels:
+  """Per-cell annotations of a VCC-layout file.
+
+  Attributes:
+    target_gene: [cells] perturbed gene per cell (`control_label` for controls).
+    batch: [cells] batch per cell, or None.
+    cell_type: [cells] cell type per cell, or None.
+    gene_names: [genes] gene symbols, in file order.
+    control_label: the label of control cells.
+  """
+  target_gene: np.ndarray
+  batch: np.ndarray | None
+  cell_type: np.ndarray | None
+  gene_names: np.ndarray
+  control_label: str = CONTROL_LABEL
+
+  @property
+  def is_control(self) -> np.ndarray:
+    return self.target_gene == self.control_label
+
+  @property
+  def targets(self) -> list[str]:
+    """Perturbed targets (controls excluded), sorted."""
+    return sorted(set(self.target_gene[~self.is_control].tolist()))
+
+
+def read_labels(adata: ad.AnnData, *, path: str, control_label: str = CONTROL_LABEL,
+                target_column: str = TARGET_COLUMN) -> CellLabels:
+  """Reads and checks the annotations the pipeline needs; raises InputError naming the fix."""
+  target_gene = obs_column(adata, target_column, path=path)
+  if not (target_gene == control_label).any():
+    found = pd.Series(target_gene).value_counts().index[:5].tolist()
+    raise InputError(path, f"no control cells labelled '{control_label}' in obs['{target_column}'] "
+                     f"(most common labels: {found})",
+                     "pass the right control label (e.g. --control-label) or add controls")
+  gene_names = adata.var_names.astype(str).to_numpy()
+  if len(set(gene_names)) != len(gene_names):
+    dup = pd.Series(gene_names)[pd.Series(gene_names).duplicated()].iloc[:3].tolist()
+    raise InputError(path, f"duplicate gene names in var index, e.g. {dup}",
+                     "make them unique (anndata's var_names_make_unique) or aggregate them")
+  return CellLabels(
+      target_gene=target_gene,
+      batch=obs_column(adata, "batch", path=path, required=False),
+      cell_type=obs_column(adata, "cell_type", path=path, required=False),
+      gene_names=gene_names,
+      control_label=control_label)
+
+
+def read_rows(adata: ad.AnnData, rows: np.ndarray) -> sp.csr_matrix:
+  """Rows of `X` (in the order given) as float32 CSR, for in-memory or backed AnnData."""
+  rows = np.asarray(rows, dtype=np.int64)
+  # Backed (h5py) access needs increasing, unique indices: read those, then reorder.
+  uniq, inverse = np.unique(rows, return_inverse=True)
+  if not len(uniq):
+    return sp.csr_matrix((0, adata.n_vars), dtype=np.float32)
+  block = sp.csr_matrix(adata.X[uniq], dtype=np.float32)
+  return block[inverse]
+
+
+def iter_row_chunks(adata: ad.AnnData, chunk_size: int = 8192):
+  """Yields `(start, csr_chunk)` over all rows of `X`; memory bounded by `chunk_size` rows."""
+  for start in range(0, adata.n_obs, chunk_size):
+    stop = min(start + chunk_size, adata.n_obs)
+    yield start, sp.csr_matrix(adata.X[start:stop], dtype=np.float32)
+
+
+def read_gene_list(path: str) -> list[str]:
+  """A gene list file: one symbol per line, no header (VCC `gene_names.csv`)."""
+  if not os.path.exists(path):
+    raise InputError(path, "gene list not found", "check the path")
+  genes = pd.read_csv(path, header=None).iloc[:, 0].astype(str).tolist()
+  if not genes:
+    raise InputError(path, "gene list is empty", "one gene symbol per line, no header")
+  return genes
+
+
+def read_pert_counts(path: str) -> pd.DataFrame:
+  """A VCC `pert_counts` csv: `target_gene,n_cells[,median_umi_per_cell]`."""
+  if not os.path.exists(path):
+    raise InputError(path, "pert_counts file not found", "check the path")
+  table = pd.read_csv(path)
+  for column in ("target_gene", "n_cells"):
+    if column not in table.columns:
+      raise InputError(path, f"no '{column}' column (columns: {list(table.columns)})",
+                       "use the VCC layout: target_gene,n_cells,median_umi_per_cell")
+  if table.target_gene.duplicated().any():
+    raise InputError(path, "a target_gene appears twice", "one row per target")
+  if (table.n_cells <= 0).any():
+    raise InputError(path, "n_cells must be positive", "fix the n_cells column")
+  table["target_gene"] = table.target_gene.astype(str)
+  return table

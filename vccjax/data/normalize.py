@@ -1,0 +1,118 @@
+"""The VCC scaling (counts -> each cell to the file's median total -> log1p) and HVG selection.
+
+The scaling is the one `cell-eval` applies (scanpy's `normalize_total` with its default target,
+the median total count of cells with a non-zero total, then `log1p`), computed in float32 chunks
+so a file of the full VCC shape never has to be densified.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+LOG1P_MAX = 15.0  # cell-eval treats fractional data >= this as not log1p.
+
+
+def has_fractional_values(x, *, epsilon: float = 1e-3) -> bool:
+  """True when any value has a fractional part > epsilon (cell-eval's test for 'not counts')."""
+  values = x.data if sp.issparse(x) else np.asarray(x)
+  frac, _ = np.modf(values)
+  return bool(np.any(frac > epsilon))
+
+
+def cell_totals(counts) -> np.ndarray:
+  """Total count per cell. counts: [cells, genes] -> [cells] float64."""
+  return np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+
+
+def median_target_sum(totals: np.ndarray) -> float:
+  """scanpy's default `normalize_total` target: the median of non-zero cell totals."""
+  nonzero = totals[totals > 0]
+  if not len(nonzero):
+    raise ValueError("every cell has a total count of 0")
+  return float(np.median(nonzero))
+
+
+def log1p_normalize(counts, *, target_sum: float, totals: np.ndarray | None = None):
+  """VCC scaling of raw counts: `log1p(count / cell_total * target_sum)`, float32.
+
+  Args:
+    counts: [cells, genes] raw counts, CSR or dense.
+    target_sum: the file's median cell total (`median_target_sum`).
+    totals: [cells] the cells' totals, when already known.
+
+  Returns:
+    [cells, genes] float32 log1p expression, CSR if the input was sparse.
+  """
+  if totals is None:
+    totals = cell_totals(counts)
+  totals = np.asarray(totals, dtype=np.float32)
+  scale = np.divide(np.float32(target_sum), totals, out=np.zeros_like(totals), where=totals > 0)
+  if sp.issparse(counts):
+    out = sp.csr_matrix(counts, dtype=np.float32, copy=True)
+    out.data *= np.repeat(scale, np.diff(out.indptr))
+    np.log1p(out.data, out=out.data)
+    return out
+  return np.log1p(np.asarray(counts, dtype=np.float32) * scale[:, None])
+
+
+class GeneMoments:
+  """Streaming per-gene mean and variance of log1p expression (for HVG selection)."""
+
+  def __init__(self, n_genes: int):
+    self.n = 0
+    self.sum = np.zeros(n_genes, np.float64)
+    self.sum_sq = np.zeros(n_genes, np.float64)
+
+  def update(self, log1p_expr) -> None:
+    """log1p_expr: [cells, genes] CSR or dense."""
+    self.n += log1p_expr.shape[0]
+    if sp.issparse(log1p_expr):
+      self.sum += np.asarray(log1p_expr.sum(axis=0)).ravel()
+      self.sum_sq += np.asarray(log1p_expr.multiply(log1p_expr).sum(axis=0)).ravel()
+    else:
+      self.sum += log1p_expr.sum(axis=0)
+      self.sum_sq += (log1p_expr.astype(np.float64) ** 2).sum(axis=0)
+
+  @property
+  def mean(self) -> np.ndarray:
+    return self.sum / max(self.n, 1)
+
+  @property
+  def var(self) -> np.ndarray:
+    return np.maximum(self.sum_sq / max(self.n, 1) - self.mean**2, 0.0)
+
+
+def select_hvg(mean: np.ndarray, var: np.ndarray, n_top: int, *,
+               always_include: np.ndarray | None = None) -> np.ndarray:
+  """Indices (sorted) of the `n_top` most variable genes, normalised for their mean.
+
+  Genes are ranked by variance of log1p expression standardised within 20 mean bins (the
+  Seurat-style dispersion ranking on log1p data), so highly expressed genes do not crowd out
+  the rest. `always_include` (gene indices) are kept, e.g. the perturbed targets.
+
+  Args:
+    mean, var: [genes] per-gene mean and variance of log1p expression.
+    n_top: number of genes to return (all genes if n_top >= genes).
+  """
+  n_genes = len(mean)
+  if n_top >= n_genes:
+    return np.arange(n_genes)
+  dispersion = np.log(np.maximum(var, 1e-12) / np.maximum(mean, 1e-12))
+  expressed = mean > 0
+  edges = np.quantile(mean[expressed], np.linspace(0, 1, 21)) if expressed.any() else [0, 1]
+  bins = np.clip(np.searchsorted(edges, mean, side="right") - 1, 0, len(edges) - 2)
+  score = np.full(n_genes, -np.inf)
+  for b in np.unique(bins[expressed]):
+    in_bin = expressed & (bins == b)
+    d = dispersion[in_bin]
+    sd = d.std()
+    score[in_bin] = (d - d.mean()) / (sd if sd > 0 else 1.0)
+  chosen = set()
+  if always_include is not None:
+    chosen.update(int(i) for i in always_include)
+  for i in np.argsort(-score, kind="stable"):
+    if len(chosen) >= n_top:
+      break
+    chosen.add(int(i))
+  return np.array(sorted(chosen), dtype=np.int64)

@@ -1,0 +1,225 @@
+"""A VCC-layout file prepared for training: scaling, HVGs, groups, pseudobulk effects.
+
+`load_dataset` makes two streaming passes over the counts (so a 220k x 18,080 file never has to be
+densified, and is read backed when it is large): the first finds each cell's total and the file's
+median total (the VCC scaling); the second accumulates per-gene log1p moments (for HVGs), the
+control mean of each context (batch x cell type) and each target's pseudobulk effect against its
+cells' own context controls. The HVG log1p matrix, the model's input, is then kept in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import scipy.sparse as sp
+
+from vccjax.data import io
+from vccjax.data import normalize
+from vccjax.errors import InputError
+
+# Above this many stored values, X is read backed (on disk) rather than loaded (~1.6 GB CSR).
+_BACKED_ABOVE_NNZ = 200_000_000
+
+
+@dataclasses.dataclass
+class PerturbDataset:
+  """A perturbation screen in memory-bounded form.
+
+  Attributes:
+    path: the source file.
+    adata: the AnnData (X possibly backed on disk); only `vccjax.data` touches it.
+    labels: per-cell target gene / batch / cell type and gene names.
+    totals: [cells] total counts per cell.
+    target_sum: the file's median total (VCC scaling target).
+    hvg: [n_hvg] indices of the model's input genes (sorted).
+    hvg_log1p: [cells, n_hvg] float32 VCC-scaled expression of the input genes.
+    context: [cells] int context id (batch x cell type) per cell.
+    context_names: [contexts] names of the contexts.
+    control_mean: [contexts, genes] float32 mean log1p expression of each context's controls.
+    targets: sorted perturbed targets.
+    target_effect: [targets, genes] float32 pseudobulk effect of each target: mean over its
+      cells of (log1p expression - its context's control mean).
+    target_n_cells: [targets] cells per target.
+    gene_mean, gene_var: [genes] log1p moments over all cells.
+  """
+  path: str
+  adata: object
+  labels: io.CellLabels
+  totals: np.ndarray
+  target_sum: float
+  hvg: np.ndarray
+  hvg_log1p: np.ndarray
+  context: np.ndarray
+  context_names: list[str]
+  control_mean: np.ndarray
+  targets: list[str]
+  target_effect: np.ndarray
+  target_n_cells: np.ndarray
+  gene_mean: np.ndarray
+  gene_var: np.ndarray
+
+  @property
+  def gene_names(self) -> np.ndarray:
+    return self.labels.gene_names
+
+  @property
+  def n_genes(self) -> int:
+    return len(self.labels.gene_names)
+
+  @property
+  def control_label(self) -> str:
+    return self.labels.control_label
+
+  def cells_of(self, target: str) -> np.ndarray:
+    """Indices of the cells of `target` (or of the control label)."""
+    return np.flatnonzero(self.labels.target_gene == target)
+
+  def log1p_rows(self, rows: np.ndarray, *, genes: np.ndarray | None = None) -> np.ndarray:
+    """VCC-scaled expression of cells `rows`: [len(rows), genes] dense float32."""
+    rows = np.asarray(rows, dtype=np.int64)
+    counts = io.read_rows(self.adata, rows)
+    expr = normalize.log1p_normalize(counts, target_sum=self.target_sum, totals=self.totals[rows])
+    if genes is not None:
+      expr = expr[:, genes]
+    return expr.toarray()
+
+  def target_index(self) -> dict[str, int]:
+    return {t: i for i, t in enumerate(self.targets)}
+
+
+def _contexts(labels: io.CellLabels) -> tuple[np.ndarray, list[str]]:
+  """Integer context per cell: batch x cell type (whichever exist), names in sorted order."""
+  parts = [p for p in (labels.batch, labels.cell_type) if p is not None]
+  if not parts:
+    return np.zeros(len(labels.target_gene), np.int32), ["all"]
+  keys = parts[0].astype(object)
+  for p in parts[1:]:
+    keys = keys + "|" + p.astype(object)
+  names, context = np.unique(keys.astype(str), return_inverse=True)
+  return context.astype(np.int32), names.tolist()
+
+
+def _totals_pass(adata, chunk_size: int) -> np.ndarray:
+  totals = np.empty(adata.n_obs, np.float64)
+  for start, chunk in io.iter_row_chunks(adata, chunk_size):
+    if chunk.nnz and (chunk.data.min() < 0 or not np.isfinite(chunk.data).all()):
+      raise ValueError("negative or non-finite values in X")
+    totals[start:start + chunk.shape[0]] = normalize.cell_totals(chunk)
+  return totals
+
+
+def _group_sums(chunk: sp.csr_matrix, groups: np.ndarray, n_groups: int) -> np.ndarray:
+  """Sum of the rows of `chunk` per group id: [n_groups, genes] float64."""
+  onehot = sp.csr_matrix((np.ones(len(groups)), (groups, np.arange(len(groups)))),
+                         shape=(n_groups, len(groups)))
+  return np.asarray((onehot @ chunk).todense(), dtype=np.float64)
+
+
+def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int = 2000,
+                 backed: bool | str = "auto", chunk_size: int = 8192,
+                 verbose: bool = False) -> PerturbDataset:
+  """Reads a VCC-layout file of raw counts and prepares it for training and evaluation.
+
+  Args:
+    path: `.h5ad` with raw counts in X and obs['target_gene'].
+    control_label: label of control cells in obs['target_gene'].
+    n_hvg: number of highly variable genes for the model input (0 or >= genes: all genes).
+      Targets measured in the panel are always included.
+    backed: read X on disk (True), in memory (False) or decide by size ("auto").
+    chunk_size: rows per streaming chunk (bounds memory).
+  """
+  path = os.fspath(path)
+  if backed == "auto":
+    adata = io.read_h5ad(path, backed=True)
+    nnz = _stored_values(adata)
+    backed = nnz > _BACKED_ABOVE_NNZ
+    if not backed:
+      adata = io.read_h5ad(path)
+  else:
+    adata = io.read_h5ad(path, backed=bool(backed))
+  labels = io.read_labels(adata, path=path, control_label=control_label)
+  _check_counts(adata, path)
+  log = print if verbose else (lambda *a, **k: None)
+  log(f"[data] {path}: {adata.n_obs:,} cells x {adata.n_vars:,} genes, "
+      f"{len(labels.targets)} targets, {'backed' if backed else 'in memory'}")
+  try:
+    totals = _totals_pass(adata, chunk_size)
+  except ValueError as e:
+    raise InputError(f"{path} X", str(e), "X must hold raw non-negative counts") from e
+  target_sum = normalize.median_target_sum(totals)
+  context, context_names = _contexts(labels)
+  targets = labels.targets
+  t_index = {t: i for i, t in enumerate(targets)}
+  # Group id per cell: targets first, then one control group per context.
+  is_control = labels.is_control
+  group = np.where(is_control, len(targets) + context,
+                   np.array([t_index.get(t, 0) for t in labels.target_gene]))
+  n_groups = len(targets) + len(context_names)
+  moments = normalize.GeneMoments(adata.n_vars)
+  sums = np.zeros((n_groups, adata.n_vars), np.float64)
+  for start, chunk in io.iter_row_chunks(adata, chunk_size):
+    rows = slice(start, start + chunk.shape[0])
+    expr = normalize.log1p_normalize(chunk, target_sum=target_sum, totals=totals[rows])
+    moments.update(expr)
+    sums += _group_sums(expr, group[rows], n_groups)
+  counts = np.bincount(group, minlength=n_groups).astype(np.float64)
+  control_mean = _control_means(sums, counts, len(targets))
+  # Effect of t = mean over its cells of (x - control_mean[context]).
+  target_cells_per_context = np.zeros((len(targets), len(context_names)))
+  np.add.at(target_cells_per_context, (group[~is_control], context[~is_control]), 1.0)
+  target_n = counts[:len(targets)]
+  matched_controls = target_cells_per_context @ control_mean
+  target_effect = (sums[:len(targets)] - matched_controls) / np.maximum(target_n, 1)[:, None]
+  gene_pos = {g: i for i, g in enumerate(labels.gene_names)}
+  measured_targets = [gene_pos[g] for t in targets for g in t.split("+") if g in gene_pos]
+  hvg = normalize.select_hvg(moments.mean, moments.var, n_hvg if n_hvg > 0 else adata.n_vars,
+                             always_include=np.array(measured_targets, dtype=np.int64))
+  hvg_log1p = _hvg_matrix(adata, hvg, totals, target_sum, chunk_size)
+  log(f"[data] median total {target_sum:,.0f} UMI, {len(hvg)} input genes, "
+      f"{len(context_names)} contexts")
+  return PerturbDataset(
+      path=path, adata=adata, labels=labels, totals=totals, target_sum=target_sum, hvg=hvg,
+      hvg_log1p=hvg_log1p, context=context, context_names=context_names,
+      control_mean=control_mean.astype(np.float32), targets=targets,
+      target_effect=target_effect.astype(np.float32), target_n_cells=target_n.astype(np.int64),
+      gene_mean=moments.mean, gene_var=moments.var)
+
+
+def _stored_values(adata) -> int:
+  x = adata.X
+  if hasattr(x, "group") and "data" in x.group:  # backed sparse
+    return int(x.group["data"].shape[0])
+  return int(np.prod(adata.shape))
+
+
+def _check_counts(adata, path: str) -> None:
+  """Training data must be raw counts: the VCC scaling is applied here, once."""
+  first = next(io.iter_row_chunks(adata, 2048))[1]
+  if normalize.has_fractional_values(first):
+    raise InputError(f"{path} X", "values are not integer counts (looks normalised/log1p)",
+                     "give the raw UMI counts (e.g. adata.layers['counts'] or adata.raw)")
+
+
+def _control_means(sums, counts, n_targets: int, *, prior_cells: float = 25.0) -> np.ndarray:
+  """Control mean per context, shrunk towards the overall control mean.
+
+  A context with few controls (the real VCC subset has ~2 per batch) would otherwise make noisy
+  effects; `prior_cells` pseudo-cells of the overall mean stabilise it, and a context without
+  controls gets the overall mean.
+  """
+  ctrl_sums, ctrl_counts = sums[n_targets:], counts[n_targets:]
+  overall = ctrl_sums.sum(0) / max(ctrl_counts.sum(), 1)
+  return (ctrl_sums + prior_cells * overall) / (ctrl_counts + prior_cells)[:, None]
+
+
+def _hvg_matrix(adata, hvg, totals, target_sum, chunk_size) -> np.ndarray:
+  out = np.empty((adata.n_obs, len(hvg)), np.float32)
+  for start, chunk in io.iter_row_chunks(adata, chunk_size):
+    rows = slice(start, start + chunk.shape[0])
+    sub = chunk[:, hvg]
+    # Scale with each cell's total over all genes, then keep the input genes.
+    expr = normalize.log1p_normalize(sub, target_sum=target_sum, totals=totals[rows])
+    out[rows] = expr.toarray()
+  return out

@@ -42,6 +42,8 @@ class PerturbDataset:
     target_effect: [targets, genes] float32 pseudobulk effect of each target: mean over its
       cells of (log1p expression - its context's control mean).
     target_n_cells: [targets] cells per target.
+    target_pseudobulk: [targets, genes] float32 mean log1p expression of each target's cells.
+    control_pseudobulk: [genes] float32 mean log1p expression of all control cells.
     gene_mean, gene_var: [genes] log1p moments over all cells.
   """
   path: str
@@ -57,6 +59,8 @@ class PerturbDataset:
   targets: list[str]
   target_effect: np.ndarray
   target_n_cells: np.ndarray
+  target_pseudobulk: np.ndarray
+  control_pseudobulk: np.ndarray
   gene_mean: np.ndarray
   gene_var: np.ndarray
 
@@ -184,6 +188,9 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
       hvg_log1p=hvg_log1p, context=context, context_names=context_names,
       control_mean=control_mean.astype(np.float32), targets=targets,
       target_effect=target_effect.astype(np.float32), target_n_cells=target_n.astype(np.int64),
+      target_pseudobulk=(sums[:len(targets)] / np.maximum(target_n, 1)[:, None]).astype(np.float32),
+      control_pseudobulk=(sums[len(targets):].sum(0) / max(counts[len(targets):].sum(), 1)
+                          ).astype(np.float32),
       gene_mean=moments.mean, gene_var=moments.var)
 
 

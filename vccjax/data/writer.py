@@ -54,7 +54,17 @@ class H5adWriter:
     self._n_rows += x.shape[0]
 
   def close(self) -> str:
-    """Writes obs/var and renames the file into place; returns the final path."""
+    """Writes obs/var and renames the file into place; returns the final path.
+
+    If writing the annotations fails, the temporary file is removed and the error re-raised.
+    """
+    try:
+      return self._finish()
+    except BaseException:
+      self.abort()
+      raise
+
+  def _finish(self) -> str:
     if self._x is None:
       write_elem(self._file, "X", sp.csr_matrix((0, len(self._var)), dtype=np.float32))
     obs = pd.concat(self._obs_chunks) if self._obs_chunks else pd.DataFrame()
@@ -75,7 +85,8 @@ class H5adWriter:
   def abort(self) -> None:
     """Drops the temporary file; the destination is left untouched."""
     try:
-      self._file.close()
+      if self._file.id.valid:
+        self._file.close()
     finally:
       if os.path.exists(self.tmp_path):
         os.remove(self.tmp_path)

@@ -1,0 +1,29 @@
+"""Shared fixtures: paths to the real data in ../shared/data and a tiny synthetic screen."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.join(REPO, "..", "shared", "data")
+CONFIG = os.path.join(REPO, "configs", "set_tx.py")
+
+
+def shared(name: str) -> str:
+  path = os.path.join(SHARED_DATA, name)
+  if not os.path.exists(path):
+    pytest.fail(f"missing shared data file {path} (CI provides ../shared/data)")
+  return path
+
+
+def run_module(module: str, *args, env=None, timeout=600, check=True):
+  """Runs `python -m module args` from the repo root; returns the CompletedProcess."""
+  full_env = dict(os.environ, **(env or {}))
+  proc = subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, env=full_env,
+                        capture_output=True, text=True, timeout=timeout)
+  if check and proc.returncode != 0:
+    raise AssertionError(f"{module} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
+                         f"{proc.stderr[-3000:]}")
+  return proc

@@ -1,0 +1,126 @@
+"""Everything a run is built from, assembled from a config: data, split, features, model.
+
+`Experiment.from_config` is shared by training, prediction, benchmarks and inverse design, so
+they all see the same input genes, features and target encodings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+from vccjax import models
+from vccjax.data import dataset as dataset_lib
+from vccjax.data import features as features_lib
+from vccjax.data import splits
+from vccjax.errors import InputError
+from vccjax.models import ModelInputs
+
+
+class TargetEncoding(NamedTuple):
+  """Per-target model inputs. pert_genes: [T, K, F]; mask, in_pos, out_pos: [T, K]."""
+  pert_genes: np.ndarray
+  pert_gene_mask: np.ndarray
+  target_in_pos: np.ndarray
+  target_out_pos: np.ndarray
+
+
+def build_gene_tables(config, dataset) -> list[features_lib.GeneTable]:
+  """The feature sources named in `config.features.sources` (comma-separated)."""
+  tables = []
+  for source in splits.parse_targets(config.features.sources):
+    if source == "control_pca":
+      controls = dataset.hvg_log1p[dataset.labels.is_control]
+      tables.append(features_lib.control_pca(
+          control_expr=controls, gene_names=dataset.gene_names[dataset.hvg],
+          dim=config.features.dim))
+    elif source == "go":
+      tables.append(features_lib.read_go_table(config.features.go_path, dim=config.features.dim))
+    elif source.startswith("file:"):
+      tables.append(features_lib.read_vector_file(source[5:], dim=config.features.dim))
+    else:
+      raise InputError("config.features.sources", f"unknown source {source!r}",
+                       "use control_pca, go or file:PATH")
+  if not tables:
+    raise InputError("config.features.sources", "no perturbation feature source",
+                     "e.g. --config.features.sources=control_pca,go")
+  return tables
+
+
+@dataclasses.dataclass
+class Experiment:
+  """A prepared run. `in_genes` are the input genes' positions among the output (all) genes."""
+  config: object
+  dataset: dataset_lib.PerturbDataset
+  split: splits.TargetSplit
+  gene_tables: list
+  features: features_lib.PerturbationFeatures
+  model: object
+  max_genes: int
+
+  @classmethod
+  def from_config(cls, config, *, verbose: bool = False) -> "Experiment":
+    data_cfg = config.data
+    if not data_cfg.path:
+      raise InputError("config.data.path", "no data file", "set --config.data.path=FILE.h5ad")
+    ds = dataset_lib.load_dataset(data_cfg.path, control_label=data_cfg.control_label,
+                                  n_hvg=data_cfg.n_hvg, backed=data_cfg.backed, verbose=verbose)
+    split = splits.split_targets(
+        ds.targets, test_targets=data_cfg.test_targets, val_targets=data_cfg.val_targets,
+        test_fraction=data_cfg.test_fraction, val_fraction=data_cfg.val_fraction,
+        seed=data_cfg.split_seed, where="config.data")
+    tables = build_gene_tables(config, ds)
+    genes = sorted({g for t in ds.targets for g in t.split("+")})
+    feats = features_lib.combine(tables, genes)
+    model_kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
+    model = models.get_model(config.model.name, n_genes_out=ds.n_genes, **model_kwargs)
+    max_genes = max(len(t.split("+")) for t in ds.targets)
+    return cls(config=config, dataset=ds, split=split, gene_tables=tables, features=feats,
+               model=model, max_genes=max(max_genes, config.data.get("max_genes_per_target", 1)))
+
+  @property
+  def in_genes(self) -> np.ndarray:
+    return self.dataset.hvg
+
+  def features_for(self, genes: list[str]) -> features_lib.PerturbationFeatures:
+    """Features of any genes (e.g. unseen targets or design candidates) from the same sources."""
+    return features_lib.combine(self.gene_tables, genes)
+
+  def encode(self, targets: list[str], *, feats=None) -> TargetEncoding:
+    """Model inputs describing each target's perturbation (raises on genes without features)."""
+    feats = feats or self.features
+    index = {g: i for i, g in enumerate(self.dataset.gene_names)}
+    in_index = {int(g): i for i, g in enumerate(self.in_genes)}
+    k, f = self.max_genes, feats.matrix.shape[1]
+    out = TargetEncoding(np.zeros((len(targets), k, f), np.float32),
+                         np.zeros((len(targets), k), bool),
+                         np.full((len(targets), k), -1, np.int32),
+                         np.full((len(targets), k), -1, np.int32))
+    for i, target in enumerate(targets):
+      rows = feats.rows(target, where=f"target {target!r}")
+      if len(rows) > k:
+        raise InputError(f"target {target!r}", f"{len(rows)} genes but the model takes <= {k}",
+                         "set config.data.max_genes_per_target")
+      for j, (gene, row) in enumerate(zip(target.split("+"), rows)):
+        out.pert_genes[i, j] = feats.matrix[row]
+        out.pert_gene_mask[i, j] = True
+        pos = index.get(gene, -1)
+        out.target_out_pos[i, j] = pos
+        out.target_in_pos[i, j] = in_index.get(pos, -1)
+    return out
+
+
+def model_inputs(control_expr: np.ndarray, control_mask: np.ndarray, enc: TargetEncoding,
+                 rows: np.ndarray) -> ModelInputs:
+  """ModelInputs for sets whose perturbations are `enc` rows `rows` ([B])."""
+  return ModelInputs(control_expr=control_expr, control_mask=control_mask,
+                     pert_genes=enc.pert_genes[rows], pert_gene_mask=enc.pert_gene_mask[rows],
+                     target_in_pos=enc.target_in_pos[rows],
+                     target_out_pos=enc.target_out_pos[rows])
+
+
+def resolve_path(path: str) -> str:
+  return os.path.abspath(os.path.expanduser(path)) if path else path

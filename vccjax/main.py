@@ -1,0 +1,35 @@
+"""Entry point: `python -m vccjax.main --config=configs/set_tx.py[:VARIANT] --workdir=DIR`.
+
+Flags, logging and dispatch only; the work is `vccjax.train.train_and_evaluate`.
+"""
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from vccjax import distributed
+from vccjax import train
+from vccjax.errors import InputError
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/set_tx.py:demo.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and plots.")
+_MULTIHOST = flags.DEFINE_bool(
+    "multihost", None, "Call jax.distributed.initialize() (default: when the environment names "
+    "a coordinator, e.g. JAX_COORDINATOR_ADDRESS, SLURM or a Cloud TPU pod).")
+
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  distributed.maybe_initialize(_MULTIHOST.value)
+  try:
+    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except (InputError, train.NonFiniteLossError) as e:
+    raise SystemExit(f"error: {e}")
+
+
+if __name__ == "__main__":
+  app.run(main)

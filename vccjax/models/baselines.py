@@ -1,0 +1,64 @@
+"""Baselines as models with the same interface: residuals added to control cells.
+
+* `MeanEffect` ("cell_mean"): every perturbation gets the mean training effect (the pseudobulk
+  shift of the VCC cell-mean baseline, applied to the control cells).
+* `LinearEffect` ("linear"): ridge regression from the target genes' features to the pseudobulk
+  effect, in the spirit of Ahlmann-Eltze et al. 2025. Both are fitted in closed form.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from vccjax.models import inputs as model_inputs
+
+
+def pooled_features(x: model_inputs.ModelInputs):
+  """Sum of the target genes' features: [B, F] (a double's effect is built from both)."""
+  return jnp.sum(x.pert_genes * x.pert_gene_mask[..., None], axis=1)
+
+
+class MeanEffect(nn.Module):
+  """residual = the mean training effect, for every cell and perturbation."""
+  n_genes_out: int
+
+  @nn.compact
+  def __call__(self, x: model_inputs.ModelInputs, *, deterministic: bool = True):
+    effect = self.param("effect", nn.initializers.zeros, (self.n_genes_out,))
+    return jnp.broadcast_to(effect, x.control_expr.shape[:2] + (self.n_genes_out,))
+
+
+class LinearEffect(nn.Module):
+  """residual = pooled target-gene features @ W + b (the same for every cell of a set)."""
+  n_genes_out: int
+
+  @nn.compact
+  def __call__(self, x: model_inputs.ModelInputs, *, deterministic: bool = True):
+    effect = nn.Dense(self.n_genes_out, name="ridge")(pooled_features(x))
+    return jnp.broadcast_to(effect[:, None, :], x.control_expr.shape[:2] + (self.n_genes_out,))
+
+
+def fit_mean_effect(*, effects: np.ndarray) -> dict:
+  """Closed-form params of MeanEffect. effects: [targets, genes] training pseudobulk effects."""
+  return {"params": {"effect": jnp.asarray(effects.mean(0), jnp.float32)}}
+
+
+def fit_linear_effect(*, features: np.ndarray, effects: np.ndarray, ridge: float) -> dict:
+  """Closed-form ridge params of LinearEffect.
+
+  Args:
+    features: [targets, F] pooled target-gene features of the training targets.
+    effects: [targets, genes] their pseudobulk effects.
+    ridge: L2 penalty, relative to the mean squared feature norm.
+  """
+  f_mean, e_mean = features.mean(0), effects.mean(0)
+  f, e = features - f_mean, effects - e_mean
+  lam = ridge * max(float((f**2).sum(1).mean()), 1e-12)
+  # Dual form: cheap when targets << features, exact either way.
+  alpha = np.linalg.solve(f @ f.T + lam * np.eye(len(f)), e)
+  w = f.T @ alpha
+  b = e_mean - f_mean @ w
+  return {"params": {"ridge": {"kernel": jnp.asarray(w, jnp.float32),
+                               "bias": jnp.asarray(b, jnp.float32)}}}

@@ -1,0 +1,105 @@
+"""The set transformer: control cells + a perturbation embedding -> the perturbed population.
+
+Every cell of a control set is encoded (MLP on its input-gene log1p expression), the perturbation
+(one or more target genes) is encoded by an order-invariant sum of per-gene MLP encodings, the two
+are added, and a transformer with bidirectional attention and no positional encoding mixes the
+set (so permuting the input cells permutes the output). A low-rank head maps each cell to a
+residual over all output genes; the target genes themselves get an explicit knockdown: their
+predicted expression is log1p(f * expm1(control)), with f learned (CRISPRi: f < 1, CRISPRa: f > 1).
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vccjax.models import inputs as model_inputs
+
+
+class MLP(nn.Module):
+  """Dense -> GELU -> Dense, with layer norm on the output."""
+  hidden: int
+  out: int
+
+  @nn.compact
+  def __call__(self, x):
+    x = nn.gelu(nn.Dense(self.hidden)(x))
+    return nn.LayerNorm()(nn.Dense(self.out)(x))
+
+
+class PerturbationEncoder(nn.Module):
+  """Features of K target genes -> one embedding, invariant to the genes' order.
+
+  genes: [B, K, F] features; mask: [B, K] which slots hold a gene. Returns [B, hidden].
+  """
+  hidden: int
+
+  @nn.compact
+  def __call__(self, genes, mask):
+    per_gene = MLP(self.hidden, self.hidden, name="gene_mlp")(genes)
+    pooled = jnp.sum(per_gene * mask[..., None], axis=1)
+    return MLP(self.hidden, self.hidden, name="combine_mlp")(pooled)
+
+
+class Block(nn.Module):
+  """Pre-norm transformer block over a set (no positional encoding)."""
+  hidden: int
+  heads: int
+  mlp_ratio: int
+  dropout: float
+
+  @nn.compact
+  def __call__(self, h, attn_mask, *, deterministic: bool):
+    y = nn.LayerNorm()(h)
+    y = nn.MultiHeadDotProductAttention(num_heads=self.heads, dropout_rate=self.dropout,
+                                        deterministic=deterministic)(y, y, mask=attn_mask)
+    h = h + y
+    y = nn.LayerNorm()(h)
+    y = nn.Dense(self.hidden * self.mlp_ratio)(y)
+    y = nn.Dropout(self.dropout, deterministic=deterministic)(nn.gelu(y))
+    return h + nn.Dense(self.hidden)(y)
+
+
+class SetTransformer(nn.Module):
+  """Predicts the residual (perturbed - control) of every control cell over all output genes.
+
+  Attributes:
+    n_genes_out: number of output genes (all genes of the file).
+    hidden, layers, heads, mlp_ratio, dropout: transformer size.
+    decoder_rank: rank of the low-rank output head (hidden -> rank -> genes).
+    knockdown: model the target genes' own knockdown explicitly.
+  """
+  n_genes_out: int
+  hidden: int = 128
+  layers: int = 2
+  heads: int = 4
+  mlp_ratio: int = 2
+  dropout: float = 0.0
+  decoder_rank: int = 64
+  knockdown: bool = True
+
+  @nn.compact
+  def __call__(self, x: model_inputs.ModelInputs, *, deterministic: bool = True):
+    """x: ModelInputs (control_expr [B,S,n_in], pert_genes [B,K,F], ...) -> [B, S, n_genes_out]."""
+    cells = MLP(self.hidden, self.hidden, name="cell_encoder")(x.control_expr)
+    pert = PerturbationEncoder(self.hidden, name="pert_encoder")(x.pert_genes, x.pert_gene_mask)
+    h = cells + pert[:, None, :]
+    attn_mask = nn.make_attention_mask(x.control_mask, x.control_mask)
+    for i in range(self.layers):
+      h = Block(self.hidden, self.heads, self.mlp_ratio, self.dropout, name=f"block_{i}")(
+          h, attn_mask, deterministic=deterministic)
+    h = nn.LayerNorm(name="out_norm")(h)
+    # Low-rank head: per-cell and per-perturbation parts share the gene embedding.
+    low = nn.Dense(self.decoder_rank, name="cell_to_rank")(h)
+    low = low + nn.Dense(self.decoder_rank, name="pert_to_rank")(pert)[:, None, :]
+    gene_embed = self.param("gene_embedding", nn.initializers.normal(0.02),
+                            (self.decoder_rank, self.n_genes_out))
+    gene_bias = self.param("gene_bias", nn.initializers.zeros, (self.n_genes_out,))
+    residual = low @ gene_embed + gene_bias
+    if self.knockdown:
+      log_fold = self.param("knockdown_log_fold", nn.initializers.zeros, ())
+      log_fold = log_fold + nn.Dense(1, kernel_init=nn.initializers.zeros,
+                                     name="knockdown_adjust")(pert)[:, None, :]
+      residual = model_inputs.apply_knockdown(residual, x, log_fold)
+    return residual

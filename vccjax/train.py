@@ -1,0 +1,167 @@
+"""`train_and_evaluate(config, workdir)`: the training loop with periodic evaluation and checkpoints.
+
+A run started again with the same command resumes from its last checkpoint and reaches the same
+parameters as an uninterrupted run: batches are a pure function of (seed, step) and the step's
+PRNG key is `fold_in(key, step)`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vccjax import checkpoint as checkpoint_lib
+from vccjax import evaluate as evaluate_lib
+from vccjax import experiment as experiment_lib
+from vccjax import logbook
+from vccjax import plots
+from vccjax import sharding
+from vccjax import steps
+from vccjax.data import sampler as sampler_lib
+from vccjax.data import splits
+from vccjax.data import synthetic_source
+from vccjax.models import baselines
+
+
+class NonFiniteLossError(RuntimeError):
+  pass
+
+
+def make_sampler(exp, config) -> sampler_lib.SetSampler:
+  ds, split = exp.dataset, exp.split
+  given = splits.few_shot_cells(ds.labels.target_gene, split.val + split.test,
+                                n_cells=config.data.few_shot_cells, seed=config.data.split_seed)
+  cells = splits.training_cells(ds.labels.target_gene, split, control_label=ds.control_label,
+                                given=given)
+  few_shot_targets = sorted(set(ds.labels.target_gene[given])) if len(given) else []
+  return sampler_lib.SetSampler(
+      expr=ds.hvg_log1p, target_gene=ds.labels.target_gene, context=ds.context, cells=cells,
+      targets=split.train + few_shot_targets, control_label=ds.control_label,
+      set_size=config.data.set_size, batch_size=config.data.batch_size, seed=config.seed)
+
+
+def to_train_batch(exp, enc, target_rows, set_batch) -> steps.TrainBatch:
+  """SetBatch (targets as rows of `enc`) -> TrainBatch of NumPy arrays."""
+  rows = target_rows[set_batch.target]
+  control_mask = np.ones(set_batch.control_expr.shape[:2], bool)
+  inputs = experiment_lib.model_inputs(set_batch.control_expr, control_mask, enc, rows)
+  return steps.TrainBatch(inputs=inputs, pert_expr=set_batch.pert_expr,
+                          pert_mask=set_batch.pert_mask,
+                          effect=exp.dataset.target_effect[rows])
+
+
+def closed_form_params(exp, enc) -> dict:
+  """Parameters of the closed-form baselines, fitted on the training targets only."""
+  ds = exp.dataset
+  rows = np.array([ds.targets.index(t) for t in exp.split.train])
+  if exp.config.model.name == "cell_mean":
+    return baselines.fit_mean_effect(effects=ds.target_effect[rows])
+  pooled = (enc.pert_genes * enc.pert_gene_mask[..., None]).sum(1)[rows]
+  return baselines.fit_linear_effect(features=pooled, effects=ds.target_effect[rows],
+                                     ridge=exp.config.optim.ridge)
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains, evaluates on the validation (then test) targets and returns the final scores."""
+  workdir = os.path.abspath(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  config = synthetic_source.materialise(config, workdir)
+  is_main = jax.process_index() == 0
+  log = print if is_main else (lambda *a, **k: None)
+  if is_main:
+    logbook.write_json_atomic(os.path.join(workdir, "config.json"), config.to_dict())
+  exp = experiment_lib.Experiment.from_config(config, verbose=is_main)
+  ds = exp.dataset
+  log(f"[split] {len(exp.split.train)} train / {len(exp.split.val)} val / "
+      f"{len(exp.split.test)} test targets; val={exp.split.val} test={exp.split.test}")
+  enc = exp.encode(ds.targets)
+  mesh = sharding.make_mesh()
+  sharding.check_batch_size(config.data.batch_size, mesh)
+  predict_fn = steps.make_predict_step(exp.model)
+  evaluators = {name: evaluate_lib.VccEvaluator(
+      exp, targets, max_cells_per_target=config.eval.max_cells_per_target,
+      max_control_cells=config.eval.max_control_cells, fdr=config.eval.fdr, seed=config.seed)
+      for name, targets in (("val", exp.split.val), ("test", exp.split.test)) if targets}
+  ckpt = checkpoint_lib.Checkpoints(workdir, keep=config.train.keep_checkpoints)
+  if config.model.name in ("cell_mean", "linear"):
+    state = steps.TrainState(step=jnp.asarray(0), params=closed_form_params(exp, enc),
+                             opt_state=())
+  else:
+    state = _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, evaluators.get("val"), log)
+    restored = ckpt.restore_best(state) if "val" in evaluators else None
+    state = restored if restored is not None else state
+  final = {name: ev(predict_fn=predict_fn, params=state.params)
+           for name, ev in evaluators.items()}
+  if is_main:
+    _report(final, workdir, log)
+  ckpt.close()
+  return final
+
+
+def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log):
+  sampler = make_sampler(exp, config)
+  target_rows = np.array([exp.dataset.targets.index(t) for t in sampler.targets])
+  optimizer = steps.make_optimizer(lr=config.optim.lr, steps=config.train.steps,
+                                   warmup_steps=config.optim.warmup_steps,
+                                   weight_decay=config.optim.weight_decay,
+                                   clip_norm=config.optim.clip_norm)
+  init_key, key = jax.random.split(jax.random.key(config.seed))
+  example = to_train_batch(exp, enc, target_rows, sampler.sample(0))
+  init = jax.jit(lambda k: steps.init_state(model=exp.model, optimizer=optimizer,
+                                            example_inputs=example.inputs, key=k),
+                 out_shardings=sharding.replicated(mesh))
+  state = init(init_key)
+  restored = ckpt.restore_latest(state)
+  if restored is not None:
+    state = restored
+    log(f"[resume] from checkpoint at step {int(state.step)}")
+  start = int(state.step)
+  metrics_log = logbook.MetricsLog(workdir, resume_step=start)
+  train_step = steps.make_train_step(
+      model=exp.model, optimizer=optimizer, in_genes=exp.in_genes,
+      distribution=config.loss.distribution, distribution_weight=config.loss.distribution_weight,
+      pseudobulk_weight=config.loss.pseudobulk_weight,
+      state_sharding=sharding.replicated(mesh), batch_sharding=sharding.data_sharded(mesh))
+  total = config.train.steps
+  progress = logbook.Progress(total_steps=total, first_step=start,
+                              cells_per_step=config.data.batch_size * config.data.set_size)
+  for step in range(start, total):
+    batch = to_train_batch(exp, enc, target_rows, sampler.sample(step))
+    state, metrics = train_step(state, sharding.put_batch(batch, mesh), key)
+    done = step + 1
+    if done % config.train.log_every == 0 or done == total:
+      metrics = jax.device_get(metrics)
+      if not np.isfinite(metrics["loss"]):
+        raise NonFiniteLossError(
+            f"loss is {metrics['loss']} at step {done}: training stopped (fix: lower "
+            f"--config.optim.lr or --config.optim.clip_norm; last good checkpoint kept)")
+      metrics_log.write(done, **metrics)
+      log(progress.line(done, float(metrics["loss"])))
+    evaluate_now = val_eval is not None and config.train.eval_every and (
+        done % config.train.eval_every == 0 or done == total)
+    if evaluate_now:
+      scores = val_eval(predict_fn=predict_fn, params=state.params)
+      metrics_log.write(done, **{f"val/{k}": v for k, v in scores.items() if k != "per_target"})
+      log(f"[eval] step {done}: val overall {scores['overall']:.2f} (DES {scores['des']:.3f} "
+          f"PDS {scores['pds']:.3f} MAE {scores['mae']:.4f})")
+      ckpt.save(done, state, score=scores["overall"])
+    elif done % config.train.checkpoint_every == 0 or done == total:
+      ckpt.save(done, state)
+  plots.plot_training(logbook.MetricsLog.read(metrics_log.path),
+                      os.path.join(workdir, "training.png"))
+  return state
+
+
+def _report(final: dict, workdir: str, log) -> None:
+  logbook.write_json_atomic(os.path.join(workdir, "results.json"), final)
+  header = f"{'split':<6}{'DES':>8}{'PDS':>8}{'MAE':>9}{'DES_s':>8}{'PDS_s':>8}{'MAE_s':>8}" \
+           f"{'overall':>9}"
+  log(header)
+  for name, s in final.items():
+    log(f"{name:<6}{s['des']:8.3f}{s['pds']:8.3f}{s['mae']:9.4f}{s['des_scaled']:8.3f}"
+        f"{s['pds_scaled']:8.3f}{s['mae_scaled']:8.3f}{s['overall']:9.2f}")
+    log(f"{'base':<6}{s['des_baseline']:8.3f}{s['pds_baseline']:8.3f}{s['mae_baseline']:9.4f}"
+        f"{'':>24}{0.0:9.2f}")

@@ -44,7 +44,7 @@ class VccEvaluator:
     self.control_expr = ds.log1p_rows(controls)
     self.real_expr = np.concatenate([ds.log1p_rows(np.concatenate(cells)), self.control_expr])
     self.real_targets = np.array(labels + [ds.control_label] * len(controls))
-    self.encoding = exp.encode(self.targets)
+    self.encoding = exp.encode(self.targets, allow_missing=True)
     train_groups = [ds.target_pseudobulk[ds.targets.index(t)] for t in exp.split.train]
     baseline_pb = np.mean(train_groups + [ds.control_pseudobulk], axis=0)
     self.baseline = self._score(np.broadcast_to(baseline_pb, (len(labels), ds.n_genes)))

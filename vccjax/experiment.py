@@ -89,8 +89,13 @@ class Experiment:
     """Features of any genes (e.g. unseen targets or design candidates) from the same sources."""
     return features_lib.combine(self.gene_tables, genes)
 
-  def encode(self, targets: list[str], *, feats=None) -> TargetEncoding:
-    """Model inputs describing each target's perturbation (raises on genes without features)."""
+  def encode(self, targets: list[str], *, feats=None, allow_missing: bool = False
+             ) -> TargetEncoding:
+    """Model inputs describing each target's perturbation.
+
+    A gene without features raises InputError unless `allow_missing` (then it is encoded as
+    "no information": zero features, no presence flag).
+    """
     feats = feats or self.features
     index = {g: i for i, g in enumerate(self.dataset.gene_names)}
     in_index = {int(g): i for i, g in enumerate(self.in_genes)}
@@ -100,12 +105,13 @@ class Experiment:
                          np.full((len(targets), k), -1, np.int32),
                          np.full((len(targets), k), -1, np.int32))
     for i, target in enumerate(targets):
-      rows = feats.rows(target, where=f"target {target!r}")
+      rows = feats.rows(target, where=f"target {target!r}", allow_missing=allow_missing)
       if len(rows) > k:
         raise InputError(f"target {target!r}", f"{len(rows)} genes but the model takes <= {k}",
                          "set config.data.max_genes_per_target")
       for j, (gene, row) in enumerate(zip(target.split("+"), rows)):
-        out.pert_genes[i, j] = feats.matrix[row]
+        if row >= 0:
+          out.pert_genes[i, j] = feats.matrix[row]
         out.pert_gene_mask[i, j] = True
         pos = index.get(gene, -1)
         out.target_out_pos[i, j] = pos

@@ -5,6 +5,7 @@ Flags, logging and dispatch only; the work is `vccjax.train.train_and_evaluate`.
 
 from absl import app
 from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
 from vccjax import distributed
@@ -24,6 +25,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax/jax INFO chatter drowns the progress lines
   distributed.maybe_initialize(_MULTIHOST.value)
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)

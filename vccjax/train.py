@@ -43,6 +43,27 @@ def make_sampler(exp, config) -> sampler_lib.SetSampler:
       set_size=config.data.set_size, batch_size=config.data.batch_size, seed=config.seed)
 
 
+def sampler_rows(exp, sampler) -> np.ndarray:
+  """Row in `exp.dataset.targets` (and in `exp.encode(exp.dataset.targets)`) of each sampler target."""
+  return np.array([exp.dataset.targets.index(t) for t in sampler.targets])
+
+
+def make_optimizer(config):
+  return steps.make_optimizer(lr=config.optim.lr, steps=config.train.steps,
+                              warmup_steps=config.optim.warmup_steps,
+                              weight_decay=config.optim.weight_decay,
+                              clip_norm=config.optim.clip_norm)
+
+
+def abstract_state(exp, config, enc) -> steps.TrainState:
+  """Shapes and dtypes of the TrainState (e.g. a restore template), without computing it."""
+  sampler = make_sampler(exp, config)
+  example = to_train_batch(exp, enc, sampler_rows(exp, sampler), sampler.sample(0)).inputs
+  return jax.eval_shape(lambda k: steps.init_state(
+      model=exp.model, optimizer=make_optimizer(config), example_inputs=example, key=k),
+      jax.random.key(0))
+
+
 def to_train_batch(exp, enc, target_rows, set_batch) -> steps.TrainBatch:
   """SetBatch (targets as rows of `enc`) -> TrainBatch of NumPy arrays."""
   rows = target_rows[set_batch.target]
@@ -77,7 +98,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
   ds = exp.dataset
   log(f"[split] {len(exp.split.train)} train / {len(exp.split.val)} val / "
       f"{len(exp.split.test)} test targets; val={exp.split.val} test={exp.split.test}")
-  enc = exp.encode(ds.targets)
+  missing = exp.features.featureless(ds.targets)
+  if missing:
+    log(f"[features] {len(missing)} targets have no features from {exp.features.sources} and are "
+        f"encoded as 'no information': {missing[:10]}")
+  enc = exp.encode(ds.targets, allow_missing=True)
   mesh = sharding.make_mesh()
   sharding.check_batch_size(config.data.batch_size, mesh)
   predict_fn = steps.make_predict_step(exp.model)
@@ -103,11 +128,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
 def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log):
   sampler = make_sampler(exp, config)
-  target_rows = np.array([exp.dataset.targets.index(t) for t in sampler.targets])
-  optimizer = steps.make_optimizer(lr=config.optim.lr, steps=config.train.steps,
-                                   warmup_steps=config.optim.warmup_steps,
-                                   weight_decay=config.optim.weight_decay,
-                                   clip_norm=config.optim.clip_norm)
+  target_rows = sampler_rows(exp, sampler)
+  optimizer = make_optimizer(config)
   init_key, key = jax.random.split(jax.random.key(config.seed))
   example = to_train_batch(exp, enc, target_rows, sampler.sample(0))
   init = jax.jit(lambda k: steps.init_state(model=exp.model, optimizer=optimizer,

@@ -46,18 +46,26 @@ class PerturbationFeatures:
   sources: list[str]
   present: np.ndarray
 
-  def rows(self, target: str, *, where: str = "target") -> list[int]:
-    """Feature rows of the gene(s) of a target (`A+B` -> two rows); InputError if unknown."""
+  def rows(self, target: str, *, where: str = "target", allow_missing: bool = False) -> list[int]:
+    """Feature rows of the gene(s) of a target (`A+B` -> two rows).
+
+    A gene no source knows raises InputError, unless `allow_missing`: then its row holds zeros
+    and all-False presence flags, which the model sees as "no information" (callers report it).
+    """
     index = {g: i for i, g in enumerate(self.genes)}
     rows = []
     for gene in target.split("+"):
       i = index.get(gene)
-      if i is None or not self.present[i].any():
+      if (i is None or not self.present[i].any()) and not allow_missing:
         raise InputError(where, f"no perturbation features for gene {gene!r} "
                          f"(sources: {self.sources})",
                          "add a source that covers it (e.g. GO annotations or an embedding file)")
-      rows.append(i)
+      rows.append(-1 if i is None else i)
     return rows
+
+  def featureless(self, targets: list[str]) -> list[str]:
+    """Targets with a gene that no source knows."""
+    return [t for t, sources in self.coverage(targets).items() if not sources]
 
   def coverage(self, targets: list[str]) -> dict[str, list[str]]:
     """Which sources each target's genes have (for reports)."""

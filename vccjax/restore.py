@@ -1,0 +1,40 @@
+"""Loading a trained run from its workdir: config, data, features and the best parameters."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import ml_collections
+
+from vccjax import checkpoint as checkpoint_lib
+from vccjax import experiment as experiment_lib
+from vccjax import steps
+from vccjax import train
+from vccjax.errors import InputError
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise InputError(workdir, "no config.json: not a vccjax workdir (or training never started)",
+                     "pass the --workdir given to `python -m vccjax.main`")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def load_trained(workdir: str, *, verbose: bool = False):
+  """(experiment, params, predict_fn) of the run in `workdir` (best checkpoint if scored)."""
+  config = load_config(workdir)
+  exp = experiment_lib.Experiment.from_config(config, verbose=verbose)
+  enc = exp.encode(exp.dataset.targets, allow_missing=True)
+  if config.model.name in ("cell_mean", "linear"):
+    return exp, train.closed_form_params(exp, enc), steps.make_predict_step(exp.model)
+  ckpt = checkpoint_lib.Checkpoints(workdir)
+  try:
+    state = ckpt.restore_best(train.abstract_state(exp, config, enc))
+  finally:
+    ckpt.close()
+  if state is None:
+    raise InputError(workdir, "no checkpoint found", "train first, or check the workdir")
+  return exp, state.params, steps.make_predict_step(exp.model)

@@ -1,8 +1,8 @@
 """The VCC scaling (counts -> each cell to the file's median total -> log1p) and HVG selection.
 
 The scaling is the one `cell-eval` applies (scanpy's `normalize_total` with its default target,
-the median total count of cells with a non-zero total, then `log1p`), computed in float32 chunks
-so a file of the full VCC shape never has to be densified.
+the median total count over all cells of a CSR file, then `log1p`), computed in float32 chunks so
+a file of the full VCC shape never has to be densified.
 """
 
 from __future__ import annotations
@@ -26,15 +26,25 @@ def cell_totals(counts) -> np.ndarray:
 
 
 def median_target_sum(totals: np.ndarray) -> float:
-  """scanpy's default `normalize_total` target: the median of non-zero cell totals."""
-  nonzero = totals[totals > 0]
-  if not len(nonzero):
+  """scanpy's default `normalize_total` target for CSR input: the float32 median of all totals.
+
+  scanpy's sparse path (the VCC layout) takes the median over every cell, zero totals included,
+  in float32; its dense path drops zero totals first, so pass `totals[totals > 0]` to reproduce
+  that one.
+  """
+  totals = np.asarray(totals, dtype=np.float32)
+  if not (totals > 0).any():
     raise ValueError("every cell has a total count of 0")
-  return float(np.median(nonzero))
+  return float(np.median(totals))
 
 
 def log1p_normalize(counts, *, target_sum: float, totals: np.ndarray | None = None):
-  """VCC scaling of raw counts: `log1p(count / cell_total * target_sum)`, float32.
+  """VCC scaling of raw counts: `log1p(count / (cell_total / target_sum))`, float32.
+
+  The float32 operations and their order are scanpy's (`normalize_total` then `log1p`), so the
+  result is bit-identical to what `cell-eval` computes for float32 counts: the size factor
+  `total / target_sum` is rounded to float32 first and each count is divided by it; an all-zero
+  cell keeps a factor of 1 (scanpy's guard against dividing by zero).
 
   Args:
     counts: [cells, genes] raw counts, CSR or dense.
@@ -46,14 +56,14 @@ def log1p_normalize(counts, *, target_sum: float, totals: np.ndarray | None = No
   """
   if totals is None:
     totals = cell_totals(counts)
-  totals = np.asarray(totals, dtype=np.float32)
-  scale = np.divide(np.float32(target_sum), totals, out=np.zeros_like(totals), where=totals > 0)
+  factor = np.asarray(totals, dtype=np.float32) / np.float32(target_sum)
+  factor += factor == 0
   if sp.issparse(counts):
     out = sp.csr_matrix(counts, dtype=np.float32, copy=True)
-    out.data *= np.repeat(scale, np.diff(out.indptr))
+    out.data /= np.repeat(factor, np.diff(out.indptr))
     np.log1p(out.data, out=out.data)
     return out
-  return np.log1p(np.asarray(counts, dtype=np.float32) * scale[:, None])
+  return np.log1p(np.asarray(counts, dtype=np.float32) / factor[:, None])
 
 
 class GeneMoments:

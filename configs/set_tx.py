@@ -19,7 +19,13 @@ Every variant understands `config.data.path`, `config.data.test_targets` and
 any VCC-layout file. Any field can be overridden with `--config.x.y=v`.
 """
 
+import os
+
 import ml_collections
+
+# Real reference data beside the repository (../shared/data), used by the `bench` variant.
+SHARED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared",
+                           "data")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -63,7 +69,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       steps=1500, log_every=50, eval_every=500, checkpoint_every=250, keep_checkpoints=2))
 
   c.eval = ml_collections.ConfigDict(dict(
-      fdr="global", max_cells_per_target=1000, max_control_cells=2000))
+      fdr="global", max_cells_per_target=1000, max_control_cells=2000,
+      write_cells=False))  # True: write real/pred/baseline .h5ad of the final evals
 
   if variant == "demo":
     c.data.test_fraction = c.data.val_fraction = 4 / 24
@@ -85,6 +92,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.update(hidden=672, layers=4, heads=8, mlp_ratio=4, dropout=0.1, decoder_rank=256)
     c.optim.update(lr=3e-4, warmup_steps=1000)
     c.train.update(steps=40_000, log_every=100, eval_every=2_000, checkpoint_every=1_000)
+  elif variant == "bench":
+    # One config for every benchmark file (selected on validation targets, never per dataset).
+    c.data.val_fraction = 0.2
+    c.data.set_size, c.data.batch_size = 32, 8
+    c.data.max_genes_per_target = 2
+    c.features.sources = ",".join([
+        "control_pca", "go",
+        "file:" + os.path.join(SHARED_DATA, "replogle22_k562_effects.npz"),
+        "file:" + os.path.join(SHARED_DATA, "vcc_train_targets_esm2.npz")])
+    c.features.go_path = os.path.join(SHARED_DATA, "go_bp_annotations.tsv.gz")
+    c.model.update(hidden=64, layers=1, heads=4, decoder_rank=32)
+    c.train.update(steps=400, log_every=50, eval_every=100, checkpoint_every=100)
+    c.optim.warmup_steps = 50
   else:
-    raise ValueError(f"unknown variant {variant!r}: use demo, tiny or vcc")
+    raise ValueError(f"unknown variant {variant!r}: use demo, tiny, vcc or bench")
   return c

@@ -8,10 +8,14 @@ targets' pseudobulks (controls included), exactly as `cell-eval baseline` builds
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import pandas as pd
 
 from vccjax import metrics
 from vccjax import prediction
+from vccjax.data.writer import H5adWriter
 
 
 class VccEvaluator:
@@ -44,21 +48,24 @@ class VccEvaluator:
     self.control_expr = ds.log1p_rows(controls)
     self.real_expr = np.concatenate([ds.log1p_rows(np.concatenate(cells)), self.control_expr])
     self.real_targets = np.array(labels + [ds.control_label] * len(controls))
+    # The real side never changes: summarise it (pseudobulks, Wilcoxon tests) once.
+    self.real_summary = metrics.summarize(log1p_expr=self.real_expr, targets=self.real_targets,
+                                          control_label=ds.control_label, where="real")
     self.encoding = exp.encode(self.targets, allow_missing=True)
     train_groups = [ds.target_pseudobulk[ds.targets.index(t)] for t in exp.split.train]
     baseline_pb = np.mean(train_groups + [ds.control_pseudobulk], axis=0)
-    self.baseline = self._score(np.broadcast_to(baseline_pb, (len(labels), ds.n_genes)))
+    self.baseline_expr = np.broadcast_to(baseline_pb, (len(labels), ds.n_genes))
+    self.baseline = self._score(self.baseline_expr)
 
   def _score(self, pred_expr) -> dict:
     ds = self.exp.dataset
     pred = np.concatenate([pred_expr, self.control_expr]).astype(np.float32)
-    result = metrics.evaluate(real_log1p=self.real_expr, real_targets=self.real_targets,
-                              pred_log1p=pred, pred_targets=self.real_targets,
-                              control_label=ds.control_label, fdr=self.fdr)
+    pred_summary = metrics.summarize(log1p_expr=pred, targets=self.real_targets,
+                                     control_label=ds.control_label, where="pred")
+    result = metrics.compare(real=self.real_summary, pred=pred_summary,
+                             gene_names=ds.gene_names, fdr=self.fdr)
     out = result.means()
-    out["per_target"] = {p: {"des": float(result.des[i]), "pds": float(result.pds[i]),
-                             "mae": float(result.mae[i])}
-                         for i, p in enumerate(result.perturbations)}
+    out["per_target"] = result.table()
     return out
 
   def predict(self, *, predict_fn, params) -> np.ndarray:
@@ -70,12 +77,32 @@ class VccEvaluator:
              for i, t in enumerate(self.targets)]
     return np.concatenate(parts)
 
-  def __call__(self, *, predict_fn, params) -> dict:
-    """Raw, baseline and scaled scores: des, pds, mae, *_baseline, *_scaled, overall."""
-    raw = self._score(self.predict(predict_fn=predict_fn, params=params))
+  def __call__(self, *, predict_fn, params, write_dir: str | None = None) -> dict:
+    """Raw, baseline and scaled scores: des, pds, mae, *_baseline, *_scaled, overall.
+
+    With `write_dir`, also writes `real.h5ad`, `pred.h5ad` and `baseline.h5ad` there (log1p,
+    controls included), so the scores can be reproduced with `cell-eval run`.
+    """
+    pred_expr = self.predict(predict_fn=predict_fn, params=params)
+    raw = self._score(pred_expr)
     scores = metrics.scaled_scores(raw=raw, baseline=self.baseline)
     scores["per_target"] = raw["per_target"]
+    if write_dir:
+      n_pred = len(self.real_targets) - len(self.control_expr)
+      for name, expr in (("real", self.real_expr[:n_pred]), ("pred", pred_expr),
+                         ("baseline", self.baseline_expr)):
+        self._write(os.path.join(write_dir, f"{name}.h5ad"), expr)
     return scores
+
+  def _write(self, path: str, expr) -> None:
+    genes = pd.DataFrame(index=pd.Index(self.exp.dataset.gene_names.astype(str)))
+    with H5adWriter(path, var=genes) as writer:
+      writer.append(np.asarray(expr, np.float32),
+                    pd.DataFrame({"target_gene": self.real_targets[:len(expr)]},
+                                 index=[f"cell_{i}" for i in range(len(expr))]))
+      writer.append(self.control_expr,
+                    pd.DataFrame({"target_gene": self.real_targets[len(expr):]},
+                                 index=[f"ctrl_{i}" for i in range(len(self.control_expr))]))
 
 
 def _row(enc, i):

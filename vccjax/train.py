@@ -118,7 +118,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
     state = _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, evaluators.get("val"), log)
     restored = ckpt.restore_best(state) if "val" in evaluators else None
     state = restored if restored is not None else state
-  final = {name: ev(predict_fn=predict_fn, params=state.params)
+  final = {name: ev(predict_fn=predict_fn, params=state.params,
+                    write_dir=(os.path.join(workdir, f"{name}_cells")
+                               if config.eval.write_cells and is_main else None))
            for name, ev in evaluators.items()}
   if is_main:
     _report(final, workdir, log)

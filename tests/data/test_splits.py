@@ -44,3 +44,20 @@ def test_training_cells_never_include_held_out_targets_except_few_shot():
   assert sorted(labels[given].tolist()) == ["G3", "G3", "G4", "G4"]
   cells = splits.training_cells(labels, s, control_label="non-targeting", given=given)
   assert np.sum(labels[cells] == "G3") == 2 and np.sum(labels[cells] == "G4") == 2
+
+
+def test_doubles_containing_a_held_out_single_leave_training():
+  targets = ["A", "B", "C", "A+B", "B+C"]
+  s = splits.split_targets(targets, test_targets="A")
+  assert s.train == ["B", "B+C", "C"]
+  held_double = splits.split_targets(targets, test_targets="A+B")
+  assert held_double.train == ["A", "B", "B+C", "C"]  # its singles stay
+
+
+def test_kfold_targets_partition():
+  folds = splits.kfold_targets(TARGETS, folds=4, seed=1)
+  assert sorted(sum(folds, [])) == sorted(TARGETS)
+  assert max(map(len, folds)) - min(map(len, folds)) <= 1
+  assert folds == splits.kfold_targets(TARGETS, folds=4, seed=1)
+  with pytest.raises(InputError):
+    splits.kfold_targets(TARGETS, folds=1)

@@ -62,10 +62,30 @@ def split_targets(targets: list[str], *, test_targets=None, val_targets=None,
   if not val and val_fraction > 0:
     n = max(1, int(round(val_fraction * len(targets))))
     val, rest = sorted(rest[:n]), rest[n:]
+  rest = drop_leaky_combinations(rest, held_out=test + val)
   if not rest:
     raise InputError(where, "no training targets left after holding out test and val",
                      "hold out fewer targets")
   return TargetSplit(train=sorted(rest), val=sorted(val), test=sorted(test))
+
+
+def drop_leaky_combinations(train: list[str], *, held_out: list[str]) -> list[str]:
+  """Removes combinations (`A+B`) that contain a held-out single gene A from training.
+
+  A double carries its single's effect, so training on it would leak a held-out single. Held-out
+  doubles, on the other hand, keep their singles in training (the double-perturbation task).
+  """
+  held_singles = {t for t in held_out if "+" not in t}
+  return [t for t in train if "+" not in t or not held_singles & set(t.split("+"))]
+
+
+def kfold_targets(targets: list[str], *, folds: int, seed: int = 0) -> list[list[str]]:
+  """Partitions `targets` into `folds` disjoint, seeded groups of near-equal size."""
+  if not 1 < folds <= len(targets):
+    raise InputError("--folds", f"{folds} folds for {len(targets)} targets",
+                     f"use 2..{len(targets)} folds")
+  order = np.random.default_rng(seed).permutation(sorted(targets))
+  return [sorted(order[i::folds].tolist()) for i in range(folds)]
 
 
 def few_shot_cells(target_gene: np.ndarray, held_out: list[str], *, n_cells: int,

@@ -1,0 +1,75 @@
+"""Prediction: a trained run writes a submission that validate and `cell-eval prep` accept."""
+
+import os
+import shutil
+
+import anndata as ad
+import numpy as np
+import pytest
+
+from conftest import CONFIG, run_module, shared
+
+HELD_OUT = ["FOXO4", "KLF1", "SGK1"]
+
+
+@pytest.fixture(scope="module")
+def norman_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("norman_run")
+  run_module("vccjax.main", f"--config={CONFIG}:tiny", f"--workdir={workdir}",
+             f"--config.data.path={shared('norman19_k562.h5ad')}",
+             f"--config.data.test_targets={','.join(HELD_OUT)}",
+             "--config.data.val_targets=MAPK1,HK2", "--config.data.max_genes_per_target=2",
+             "--config.features.sources=go", "--config.train.steps=10",
+             f"--config.features.go_path={shared('go_bp_annotations.tsv.gz')}")
+  return workdir
+
+
+def _inputs(tmp_path, counts):
+  genes = ad.read_h5ad(shared("norman19_k562.h5ad"), backed="r").var_names.tolist()
+  (tmp_path / "genes.csv").write_text("\n".join(genes) + "\n")
+  (tmp_path / "pc.csv").write_text("target_gene,n_cells,median_umi_per_cell\n" + "".join(
+      f"{t},{n},120\n" for t, n in counts.items()))
+  return tmp_path / "genes.csv", tmp_path / "pc.csv", genes
+
+
+def test_submission_is_valid_and_accepted_by_cell_eval_prep(norman_run, tmp_path):
+  counts = {"FOXO4": 37, "KLF1": 12, "SGK1": 25}
+  genes_csv, pc_csv, genes = _inputs(tmp_path, counts)
+  out = tmp_path / "pred.h5ad"
+  vcc = shutil.which("cell-eval") is not None
+  run_module("vccjax.predict", "--workdir", norman_run, "--pert-counts", pc_csv, "--genes",
+             genes_csv, "--out", out, "--n-controls", 50, *(["--vcc"] if vcc else []))
+  pred = ad.read_h5ad(out)
+  assert pred.var_names.tolist() == genes
+  got = pred.obs.target_gene.value_counts().to_dict()
+  assert got == {**counts, "non-targeting": 50}
+  x = pred.X.toarray() if hasattr(pred.X, "toarray") else pred.X
+  assert np.isfinite(x).all() and x.min() >= 0 and x.max() < 15
+  run_module("vccjax.data.validate", out, "--role", "submission", "--genes", genes_csv,
+             "--pert-counts", pc_csv)
+  if not vcc:
+    pytest.skip("cell-eval not installed: prep not checked")
+  assert os.path.exists(tmp_path / "pred.prep.vcc")
+  assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_unknown_target_is_a_clear_error(norman_run, tmp_path):
+  genes_csv, pc_csv, _ = _inputs(tmp_path, {"FOXO4": 5, "NOTAGENE1": 5})
+  proc = run_module("vccjax.predict", "--workdir", norman_run, "--pert-counts", pc_csv,
+                    "--genes", genes_csv, "--out", tmp_path / "p.h5ad", check=False)
+  assert proc.returncode == 1
+  assert "NOTAGENE1" in proc.stderr and "Traceback" not in proc.stderr
+  assert not (tmp_path / "p.h5ad").exists()
+
+
+def test_held_out_targets_never_reach_training(norman_run):
+  import json
+  cfg = json.load(open(os.path.join(norman_run, "config.json")))
+  assert cfg["data"]["test_targets"] == ",".join(HELD_OUT)
+  from vccjax import restore, train
+  exp, _, _ = restore.load_trained(str(norman_run))
+  sampler = train.make_sampler(exp, exp.config)
+  assert not set(sampler.targets) & set(HELD_OUT + ["MAPK1", "HK2"])
+  used = set(exp.dataset.labels.target_gene[np.concatenate(sampler._cells_of)])
+  assert not used & set(HELD_OUT)
+  assert all(not set(t.split("+")) & set(HELD_OUT) for t in sampler.targets)

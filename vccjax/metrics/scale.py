@@ -1,0 +1,130 @@
+"""Put one file's expression on the VCC scale exactly as `cell-eval` does before scoring.
+
+cell-eval (`_convert_to_normlog`, `guess_is_lognorm`) decides per file: no value with a fractional
+part above 1e-3 means integer counts, which scanpy's `normalize_total` (each cell to the file's
+median total) and `log1p` then scale; otherwise the values must already be log1p, so a negative
+value or one >= 15 is an error. Predicted and real files are scaled separately.
+
+Scaling needs the whole file once (the median total) before any cell can be scaled, so it is two
+steps over row chunks: `plan_scaling` (one pass: the decision and the cells' totals) and
+`apply_scaling` (per chunk). Counts come out bit-identical to cell-eval's float32 scaling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable
+
+import numpy as np
+import scipy.sparse as sp
+
+from vccjax.data import normalize
+from vccjax.errors import InputError
+
+_ROWS_PER_CHUNK = 8192
+
+
+@dataclasses.dataclass(frozen=True)
+class ScalePlan:
+  """How to scale a file: counts (with the cells' totals and the median target) or log1p.
+
+  Attributes:
+    counts: the file holds integer counts.
+    totals: [cells] total count per cell (counts only).
+    target_sum: the file's median total, scanpy's rule (counts only).
+  """
+  counts: bool
+  totals: np.ndarray | None = None
+  target_sum: float | None = None
+
+
+def plan_scaling(chunks: Iterable, *, where: str = "X") -> ScalePlan:
+  """One pass over a file's row chunks: counts or log1p, and for counts the median total.
+
+  Args:
+    chunks: (start_row, [rows, genes] dense or sparse chunk) pairs covering the file in order.
+    where: what to name in error messages (e.g. the file path).
+
+  Raises:
+    InputError: non-finite values, negative counts, or fractional values outside [0, 15).
+  """
+  fractional, low, high, totals, sparse = False, 0.0, 0.0, [], True
+  for _, chunk in chunks:
+    sparse = sp.issparse(chunk)
+    values = chunk.data if sparse else np.asarray(chunk)
+    if not np.isfinite(values).all():
+      raise InputError(where, "expression holds NaN or infinite values",
+                       "write finite raw counts or log1p values")
+    fractional = fractional or normalize.has_fractional_values(values)
+    if values.size:
+      low, high = min(low, float(values.min())), max(high, float(values.max()))
+    totals.append(normalize.cell_totals(chunk))
+  if fractional:
+    if low < 0 or high >= normalize.LOG1P_MAX:
+      raise InputError(where, f"values look neither like counts nor log1p (range [{low:.3g}, "
+                       f"{high:.3g}], log1p must be in [0, {normalize.LOG1P_MAX:g}))",
+                       "write raw integer counts or log1p(normalised counts)")
+    return ScalePlan(counts=False)
+  if low < 0:
+    raise InputError(where, "integer-valued expression with negative values",
+                     "write raw non-negative counts")
+  totals = np.concatenate(totals) if totals else np.zeros(0)
+  # scanpy takes the median over all cells for CSR input but over non-zero totals for dense.
+  try:
+    target_sum = normalize.median_target_sum(totals if sparse else totals[totals > 0])
+  except ValueError as e:
+    raise InputError(where, str(e), "the file holds no counts") from e
+  return ScalePlan(counts=True, totals=totals, target_sum=target_sum)
+
+
+def apply_scaling(chunk, *, plan: ScalePlan, start: int):
+  """[rows, genes] chunk starting at row `start` -> float32 log1p (CSR if the chunk was sparse)."""
+  if not plan.counts:
+    return chunk.astype(np.float32, copy=False)
+  totals = plan.totals[start:start + chunk.shape[0]]
+  return normalize.log1p_normalize(chunk, target_sum=plan.target_sum, totals=totals)
+
+
+def to_vcc_log1p(expr, *, where: str = "X", in_place: bool = False):
+  """The VCC log1p scale of a [cells, genes] matrix, float32, as cell-eval computes it.
+
+  Args:
+    expr: [cells, genes] raw integer counts or log1p expression, dense or scipy sparse.
+    where: what to name in error messages (e.g. the file path).
+    in_place: a float32 CSR of counts may be overwritten with the result (one file-sized
+      matrix in memory instead of two).
+
+  Returns:
+    [cells, genes] float32 log1p expression, CSR if `expr` was sparse.
+  """
+  if sp.issparse(expr):
+    expr = sp.csr_matrix(expr)
+  plan = plan_scaling(_row_chunks(expr), where=where)
+  if not plan.counts:
+    return expr.astype(np.float32, copy=False)
+  if not sp.issparse(expr):
+    return apply_scaling(expr, plan=plan, start=0)
+  out = expr if in_place and expr.dtype == np.float32 else expr.astype(np.float32, copy=True)
+  for start, chunk in _row_chunks(out):
+    lo = out.indptr[start]
+    # Row chunks written back into the same buffer: never a second file-sized matrix.
+    out.data[lo:lo + chunk.nnz] = apply_scaling(chunk, plan=plan, start=start).data
+  return out
+
+
+def is_counts(expr) -> bool:
+  """cell-eval's test: no value has a fractional part above 1e-3. expr: [cells, genes]."""
+  return not any(normalize.has_fractional_values(chunk) for _, chunk in _row_chunks(expr))
+
+
+def _row_chunks(expr):
+  """(start, rows) views of a dense or CSR matrix, `_ROWS_PER_CHUNK` rows at a time."""
+  for start in range(0, expr.shape[0], _ROWS_PER_CHUNK):
+    stop = min(start + _ROWS_PER_CHUNK, expr.shape[0])
+    if sp.issparse(expr):
+      lo, hi = expr.indptr[start], expr.indptr[stop]
+      yield start, sp.csr_matrix((expr.data[lo:hi], expr.indices[lo:hi],
+                                  expr.indptr[start:stop + 1] - lo),
+                                 shape=(stop - start, expr.shape[1]))
+    else:
+      yield start, expr[start:stop]

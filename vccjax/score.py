@@ -1,0 +1,188 @@
+"""Score a VCC prediction file against the real cells, as the VCC 2025 leaderboard does.
+
+  python -m vccjax.score --pred P.h5ad --real R.h5ad \\
+      (--train T.h5ad --pert-counts C.csv | --baseline B.h5ad) \\
+      [--fdr global|per_perturbation] [--control-label L] [--json OUT]
+
+Prints the raw, baseline and baseline-scaled DES, PDS and MAE and the overall score (cell-eval
+0.6.6 + pdex 0.1.27 rules by default). The baseline is the cell-mean baseline, either built here
+from a training file and a `pert_counts` table (as `cell-eval baseline` builds it) or read from
+a file `cell-eval baseline` wrote. Files are loaded, scaled and summarised one at a time, so the
+peak memory is about one file's. `--json` also writes a per-perturbation table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+import scipy.sparse as sp
+
+from vccjax import metrics
+from vccjax.data import io
+from vccjax.errors import InputError, cli_exit_on_input_error
+
+_TRAIN_ROWS_PER_CHUNK = 8192
+
+
+def load_summary(path: str, *, control_label: str, threads: int | None = None):
+  """Reads, scales (as cell-eval) and summarises one file: (FileSummary, gene names)."""
+  adata = io.read_h5ad(path)
+  labels = io.read_labels(adata, path=path, control_label=control_label)
+  log1p = metrics.to_vcc_log1p(adata.X, where=f"{path} X", in_place=True)
+  del adata
+  summary = metrics.summarize(log1p_expr=log1p, targets=labels.target_gene,
+                              control_label=control_label, where=path, threads=threads)
+  return summary, labels.gene_names
+
+
+def _check_genes(path, genes, reference, reference_path):
+  if len(genes) != len(reference) or not np.array_equal(genes, reference):
+    raise InputError(path, f"its {len(genes)} genes differ from the {len(reference)} of "
+                     f"{reference_path} (or are in another order)",
+                     "write the predictions over the real file's genes, in its order")
+
+
+def raw_file_scores(*, pred_path: str, real_path: str, control_label: str = io.CONTROL_LABEL,
+                    fdr: str = "global", fold_change_clip: float | None = 20.0,
+                    threads: int | None = None) -> metrics.EvalResult:
+  """DES, PDS and MAE of a prediction file against the real file (`cell-eval run`'s work)."""
+  real, genes = load_summary(real_path, control_label=control_label, threads=threads)
+  pred, pred_genes = load_summary(pred_path, control_label=control_label, threads=threads)
+  _check_genes(pred_path, pred_genes, genes, real_path)
+  return metrics.compare(real=real, pred=pred, gene_names=genes, fdr=fdr,
+                         fold_change_clip=fold_change_clip)
+
+
+def training_baseline(train_path: str, *, pert_counts: dict, control_label: str):
+  """`cell-eval baseline` from a training file, streamed in row chunks (two passes).
+
+  Returns:
+    (log1p [cells, genes] float32, targets [cells], gene names [genes]).
+  """
+  adata = io.read_h5ad(train_path, backed=True)
+  labels = io.read_labels(adata, path=train_path, control_label=control_label)
+  plan = metrics.plan_scaling(io.iter_row_chunks(adata, _TRAIN_ROWS_PER_CHUNK),
+                              where=f"{train_path} X")
+  names, group = np.unique(labels.target_gene, return_inverse=True)
+  sums = np.zeros((len(names), adata.n_vars))
+  controls = []
+  for start, chunk in io.iter_row_chunks(adata, _TRAIN_ROWS_PER_CHUNK):
+    log1p = metrics.apply_scaling(chunk, plan=plan, start=start)
+    rows = slice(start, start + chunk.shape[0])
+    sums += metrics.group_sums(log1p_expr=log1p, group=group[rows], n_groups=len(names))
+    controls.append(log1p[labels.is_control[rows]])
+  profile = metrics.mean_of_pseudobulks(sums / np.bincount(group)[:, None])
+  log1p, targets = metrics.assemble_baseline(profile=profile, control_log1p=sp.vstack(controls),
+                                             pert_counts=pert_counts, control_label=control_label)
+  return log1p, targets, labels.gene_names
+
+
+def baseline_summary(*, train_path=None, pert_counts_path=None, baseline_path=None,
+                     control_label: str, threads: int | None = None):
+  """Summary of the cell-mean baseline: built from training cells, or read from its file."""
+  if baseline_path is not None:
+    return load_summary(baseline_path, control_label=control_label, threads=threads)
+  counts = io.read_pert_counts(pert_counts_path)
+  log1p, targets, genes = training_baseline(
+      train_path, pert_counts=dict(zip(counts.target_gene, counts.n_cells)),
+      control_label=control_label)
+  summary = metrics.summarize(log1p_expr=log1p, targets=targets, control_label=control_label,
+                              where=f"baseline from {train_path}", threads=threads)
+  return summary, genes
+
+
+def score_files(*, pred_path: str, real_path: str, train_path: str | None = None,
+                pert_counts_path: str | None = None, baseline_path: str | None = None,
+                fdr: str = "global", control_label: str = io.CONTROL_LABEL,
+                fold_change_clip: float | None = 20.0, threads: int | None = None) -> dict:
+  """Raw, baseline and scaled scores of a prediction file (see the module docstring).
+
+  Returns:
+    {"model", "baseline": {"des", "pds", "mae"}, "scaled": `metrics.scaled_scores`,
+     "overall", "per_perturbation": [{perturbation, des, pds, mae, n_true_de, n_pred_de,
+     des_baseline, pds_baseline, mae_baseline}], "settings"}.
+  """
+  if (baseline_path is None) == (train_path is None or pert_counts_path is None):
+    raise InputError("arguments", "give either --baseline, or --train with --pert-counts",
+                     "pass the cell-mean baseline file or the data to build it")
+  real, genes = load_summary(real_path, control_label=control_label, threads=threads)
+  pred, pred_genes = load_summary(pred_path, control_label=control_label, threads=threads)
+  _check_genes(pred_path, pred_genes, genes, real_path)
+  model = metrics.compare(real=real, pred=pred, gene_names=genes, fdr=fdr,
+                          fold_change_clip=fold_change_clip)
+  del pred
+  base, base_genes = baseline_summary(train_path=train_path, pert_counts_path=pert_counts_path,
+                                      baseline_path=baseline_path, control_label=control_label,
+                                      threads=threads)
+  _check_genes(baseline_path or train_path, base_genes, genes, real_path)
+  base_result = metrics.compare(real=real, pred=base, gene_names=genes, fdr=fdr,
+                                fold_change_clip=fold_change_clip)
+  scaled = metrics.scaled_scores(raw=model.means(), baseline=base_result.means())
+  table = model.table()
+  for row, base_row in zip(table, base_result.table()):
+    row.update({f"{m}_baseline": base_row[m] for m in ("des", "pds", "mae")})
+  return {"model": model.means(), "baseline": base_result.means(), "scaled": scaled,
+          "overall": scaled["overall"], "per_perturbation": table,
+          "settings": {"pred": pred_path, "real": real_path, "train": train_path,
+                       "pert_counts": pert_counts_path, "baseline": baseline_path, "fdr": fdr,
+                       "control_label": control_label, "fold_change_clip": fold_change_clip}}
+
+
+def format_report(scores: dict) -> str:
+  """The three metrics (model, baseline, scaled) and the overall score, as text."""
+  s = scores["scaled"]
+  lines = [f"{'':6}{'model':>10}{'baseline':>10}{'scaled':>10}"]
+  for m in ("des", "pds", "mae"):
+    lines.append(f"{m.upper():6}{s[m]:10.4f}{s[m + '_baseline']:10.4f}{s[m + '_scaled']:10.4f}")
+  lines.append(f"overall score: {scores['overall']:.2f}  "
+               f"({len(scores['per_perturbation'])} perturbations, FDR "
+               f"{scores['settings']['fdr']})")
+  return "\n".join(lines)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  p = argparse.ArgumentParser(prog="python -m vccjax.score", description=__doc__.split("\n")[0])
+  p.add_argument("--pred", required=True, help="predicted cells (.h5ad, counts or log1p)")
+  p.add_argument("--real", required=True, help="real cells (.h5ad), with controls")
+  p.add_argument("--train", help="training cells (.h5ad), to build the cell-mean baseline")
+  p.add_argument("--pert-counts", help="VCC pert_counts csv (target_gene,n_cells) for --train")
+  p.add_argument("--baseline", help="a baseline .h5ad written by `cell-eval baseline`")
+  p.add_argument("--fdr", choices=metrics.FDR_MODES, default="global",
+                 help="Benjamini-Hochberg over all tests (VCC 2025) or per perturbation "
+                      "(cell-eval >= 0.7)")
+  p.add_argument("--fold-change-clip", default="20",
+                 help="fold change of a zero mean: 20 (VCC 2025) or 'none' (cell-eval >= 0.7)")
+  p.add_argument("--control-label", default=io.CONTROL_LABEL)
+  p.add_argument("--json", help="also write the scores and a per-perturbation table here")
+  p.add_argument("--threads", type=int, default=None, help="ranking threads (default: all)")
+  args = p.parse_args(argv)
+  if (args.train is None) != (args.pert_counts is None) or \
+     (args.baseline is None) == (args.train is None):
+    p.error("give either --baseline B.h5ad, or --train T.h5ad with --pert-counts C.csv")
+  try:
+    args.fold_change_clip = (None if args.fold_change_clip.lower() == "none"
+                             else float(args.fold_change_clip))
+  except ValueError:
+    p.error(f"--fold-change-clip must be a number or 'none', not {args.fold_change_clip!r}")
+  return args
+
+
+@cli_exit_on_input_error
+def main(argv=None) -> dict:
+  args = parse_args(argv)
+  scores = score_files(pred_path=args.pred, real_path=args.real, train_path=args.train,
+                       pert_counts_path=args.pert_counts, baseline_path=args.baseline,
+                       fdr=args.fdr, control_label=args.control_label,
+                       fold_change_clip=args.fold_change_clip, threads=args.threads)
+  print(format_report(scores))
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(scores, f, indent=1)
+  return scores
+
+
+if __name__ == "__main__":
+  main(sys.argv[1:])

@@ -60,4 +60,27 @@ def predict_target(exp, *, predict_fn, params, target: str, n_cells: int,
                                rows=np.zeros(n_cells, np.int64), control_cells=controls,
                                set_size=set_size)
   base = exp.dataset.log1p_rows(controls)
-  return np.clip(base + residual, 0.0, _LOG1P_CEIL).astype(np.float32)
+  # Re-centre the drawn controls on the mean of all controls: the prediction's pseudobulk then
+  # carries no sampling noise from which controls were drawn.
+  base += exp.dataset.control_pseudobulk - base.mean(0)
+  return floor_preserving_mean(base + residual)
+
+
+def floor_preserving_mean(expr: np.ndarray, *, iterations: int = 20) -> np.ndarray:
+  """Clips log1p expression at 0 without moving each gene's mean (where it is >= 0).
+
+  Clipping a negative shift at 0 would raise the mean of lowly expressed genes; instead each
+  gene's values are lowered by the c >= 0 (found by bisection) for which the mean of
+  max(x - c, 0) equals the mean of x. expr: [cells, genes] -> same shape, float32, in [0, 15).
+  """
+  expr = np.asarray(expr, np.float32)
+  target = np.maximum(expr.mean(0), 0.0)
+  lo = np.zeros(expr.shape[1], np.float32)
+  hi = np.maximum(expr.max(0), 0.0)
+  for _ in range(iterations):
+    mid = 0.5 * (lo + hi)
+    too_high = np.maximum(expr - mid, 0.0).mean(0) > target
+    lo, hi = np.where(too_high, mid, lo), np.where(too_high, hi, mid)
+  needs = np.maximum(expr, 0.0).mean(0) > target  # genes that clipping would move
+  out = np.maximum(expr - np.where(needs, hi, 0.0), 0.0)
+  return np.minimum(out, _LOG1P_CEIL).astype(np.float32)

@@ -1,0 +1,76 @@
+"""The `python -m vccjax.score` command line: the report, the JSON, and one-line input errors."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_module
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics"))
+import vcc_screens  # noqa: E402
+from vccjax import score  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+  d = tmp_path_factory.mktemp("score_cli")
+  real = vcc_screens.screen(seed=0, n_perts=4, n_genes=60)
+  pred = vcc_screens.screen(seed=1, n_perts=4, n_genes=60, effect_scale=0.5)
+  fewer = pred[pred.obs["target_gene"] != "G003"].copy()
+  renamed = pred.copy()
+  renamed.var_names = ["X" + g for g in renamed.var_names]
+  no_controls = real.copy()
+  no_controls.obs["target_gene"] = np.where(real.obs["target_gene"] == "non-targeting", "G000",
+                                            real.obs["target_gene"])
+  pd.DataFrame({"target_gene": ["G000", "G001", "G002", "G003"], "n_cells": [40] * 4}).to_csv(
+      d / "counts.csv", index=False)
+  paths = {name: vcc_screens.write(a, d / f"{name}.h5ad") for name, a in [
+      ("real", real), ("pred", pred), ("fewer", fewer), ("renamed", renamed),
+      ("no_controls", no_controls), ("train", vcc_screens.screen(seed=5, n_perts=4, n_genes=60))]}
+  paths["counts"] = str(d / "counts.csv")
+  paths["dir"] = d
+  return paths
+
+
+def test_report_and_json(files, capsys):
+  out = files["dir"] / "scores.json"
+  score.main(["--pred", files["pred"], "--real", files["real"], "--train", files["train"],
+              "--pert-counts", files["counts"], "--json", str(out), "--fdr", "per_perturbation"])
+  text = capsys.readouterr().out
+  for word in ("DES", "PDS", "MAE", "model", "baseline", "scaled", "overall score"):
+    assert word in text
+  scores = json.loads(out.read_text())
+  assert set(scores) >= {"model", "baseline", "scaled", "overall", "per_perturbation"}
+  assert set(scores["scaled"]) >= {"des", "pds_baseline", "mae_scaled", "overall"}
+  rows = scores["per_perturbation"]
+  assert [r["perturbation"] for r in rows] == ["G000", "G001", "G002", "G003"]
+  assert set(rows[0]) >= {"des", "pds", "mae", "n_true_de", "n_pred_de", "des_baseline"}
+  assert 0 <= scores["overall"] <= 100
+
+
+@pytest.mark.parametrize("pred,real,message", [
+    ("fewer", "real", "perturbations differ"),
+    ("renamed", "real", "genes differ"),
+    ("pred", "no_controls", "no control cells"),
+    ("missing", "real", "file not found"),
+])
+def test_bad_input_is_one_line_and_exit_1(files, capsys, pred, real, message):
+  pred_path = files.get(pred, str(files["dir"] / "missing.h5ad"))
+  with pytest.raises(SystemExit) as exit_info:
+    score.main(["--pred", pred_path, "--real", files[real], "--train", files["train"],
+                "--pert-counts", files["counts"]])
+  assert exit_info.value.code == 1
+  err = capsys.readouterr().err
+  assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+  assert "Traceback" not in err
+
+
+def test_command_line_error_in_a_fresh_process(files):
+  proc = run_module("vccjax.score", "--pred", files["fewer"], "--real", files["real"],
+                    "--baseline", files["pred"], check=False, timeout=300)
+  assert proc.returncode == 1
+  assert proc.stderr.count("\n") == 1 and "perturbations differ" in proc.stderr

@@ -1,6 +1,7 @@
 """Tests of the synthetic VCC-layout screen generator (layout, determinism, biology, CLI)."""
 
 import anndata as ad
+import h5py
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -82,6 +83,8 @@ def test_streamed_file_equals_in_memory_for_any_chunking(screen, tmp_path):
   summary = synthetic.write_synthetic(paths[1], chunk_size=1500, workers=2, **ARGS)
   assert summary.nnz == screen.X.nnz and summary.n_cells == 5000
   for path in paths:
+    with h5py.File(path, "r") as f:  # 64-bit offsets: the full VCC shape has > 2^31 non-zeros
+      assert f["X/indptr"].dtype == np.int64
     back = ad.read_h5ad(path)  # the anndata round trip
     assert back.X.dtype == np.float32 and (back.X != screen.X).nnz == 0
     assert back.obs.index.equals(screen.obs.index)

@@ -117,7 +117,7 @@ def obs_frame(screen: Screen, start: int, stop: int) -> pd.DataFrame:
   guides = np.array([_guide_pair(p) for p in model.perturbations], dtype=object)
   p = design.perturbation[start:stop]
   control_guide = np.array([f"{CONTROL_LABEL}_{2 * g:05d}|{CONTROL_LABEL}_{2 * g + 1:05d}"
-                            for g in design.guide[start:stop]], dtype=object)
+                            for g in np.maximum(design.guide[start:stop], 0)], dtype=object)
   return pd.DataFrame({
       "target_gene": labels[p + 1],
       "guide_id": np.where(p < 0, control_guide, guides[np.maximum(p, 0)]),

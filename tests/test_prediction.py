@@ -1,24 +1,51 @@
-"""Prediction post-processing: clipping at 0 keeps each gene's mean."""
+"""Predicted cells: UMI counts drawn from control cells and fold changes."""
 
 import numpy as np
 
 from vccjax import prediction
 
 
-def test_floor_preserving_mean_keeps_means_and_bounds():
-  rng = np.random.default_rng(0)
-  zeros = rng.random((200, 30)) < 0.7
-  x = np.where(zeros, 0.0, rng.gamma(2.0, 0.5, (200, 30))).astype(np.float32)
-  shift = rng.normal(0, 0.3, 30).astype(np.float32)
-  out = prediction.floor_preserving_mean(x + shift)
-  assert out.min() >= 0 and out.max() < 15
-  want = np.maximum((x + shift).mean(0), 0)
-  np.testing.assert_allclose(out.mean(0), want, atol=1e-4)
-  # Naive clipping would have raised the means of the down-shifted genes.
-  down = shift < -0.1
-  assert (np.clip(x + shift, 0, None).mean(0)[down] > want[down] + 1e-3).all()
+def _controls(n=4000, g=6, seed=0):
+  rng = np.random.default_rng(seed)
+  totals = rng.lognormal(np.log(1000), 0.3, n)
+  rates = np.array([0.001, 0.01, 0.05, 0.1, 0.2, 0.3])[:g]
+  counts = rng.poisson(totals[:, None] * rates).astype(float)
+  return counts, totals
 
 
-def test_floor_preserving_mean_is_identity_without_negatives():
-  x = np.abs(np.random.default_rng(1).normal(size=(50, 8))).astype(np.float32)
-  np.testing.assert_array_equal(prediction.floor_preserving_mean(x), x)
+def test_expected_counts_follow_the_fold_change():
+  counts, totals = _controls()
+  target_sum = float(np.median(totals))
+  control_counts = (counts / (totals / target_sum)[:, None]).mean(0)
+  log_fold = np.tile(np.log([0.3, 2.0, 0.5, 1.0, 3.0, 0.8]), (len(counts), 1))
+  out = prediction.sample_perturbed_counts(counts, log_fold, totals=totals,
+                                           target_sum=target_sum, control_counts=control_counts,
+                                           rng=np.random.default_rng(1))
+  assert np.array_equal(out, np.round(out)) and out.min() >= 0
+  got = (out / (totals / target_sum)[:, None]).mean(0)
+  np.testing.assert_allclose(got, control_counts * np.exp(log_fold[0]), rtol=0.06)
+  # Thinning: down-regulated genes gain zeros; nothing is created where f < 1.
+  assert ((out == 0) >= (counts == 0))[:, [0, 2, 5]].all()
+  assert (out[:, 0] == 0).mean() > (counts[:, 0] == 0).mean() + 0.2
+  # Up-regulation can switch a gene on in a cell that had not detected it.
+  assert ((counts[:, 1] == 0) & (out[:, 1] > 0)).any()
+
+
+def test_the_draw_is_recentred_on_all_controls():
+  counts, totals = _controls(n=300, seed=2)
+  target_sum = float(np.median(totals))
+  pool_mean = (counts / (totals / target_sum)[:, None]).mean(0) * 1.25  # a richer control pool
+  out = prediction.sample_perturbed_counts(counts, np.zeros_like(counts), totals=totals,
+                                           target_sum=target_sum, control_counts=pool_mean,
+                                           rng=np.random.default_rng(3))
+  got = (out / (totals / target_sum)[:, None]).mean(0)
+  np.testing.assert_allclose(got[2:], pool_mean[2:], rtol=0.05)
+
+
+def test_same_generator_state_gives_the_same_cells():
+  counts, totals = _controls(n=50)
+  kw = dict(totals=totals, target_sum=1000.0, control_counts=counts.mean(0))
+  lf = np.full(counts.shape, -0.5)
+  a = prediction.sample_perturbed_counts(counts, lf, rng=np.random.default_rng(5), **kw)
+  b = prediction.sample_perturbed_counts(counts, lf, rng=np.random.default_rng(5), **kw)
+  np.testing.assert_array_equal(a, b)

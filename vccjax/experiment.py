@@ -21,10 +21,9 @@ from vccjax.models import ModelInputs
 
 
 class TargetEncoding(NamedTuple):
-  """Per-target model inputs. pert_genes: [T, K, F]; mask, in_pos, out_pos: [T, K]."""
+  """Per-target model inputs. pert_genes: [T, K, F]; pert_gene_mask, target_out_pos: [T, K]."""
   pert_genes: np.ndarray
   pert_gene_mask: np.ndarray
-  target_in_pos: np.ndarray
   target_out_pos: np.ndarray
 
 
@@ -98,11 +97,9 @@ class Experiment:
     """
     feats = feats or self.features
     index = {g: i for i, g in enumerate(self.dataset.gene_names)}
-    in_index = {int(g): i for i, g in enumerate(self.in_genes)}
     k, f = self.max_genes, feats.matrix.shape[1]
     out = TargetEncoding(np.zeros((len(targets), k, f), np.float32),
                          np.zeros((len(targets), k), bool),
-                         np.full((len(targets), k), -1, np.int32),
                          np.full((len(targets), k), -1, np.int32))
     for i, target in enumerate(targets):
       rows = feats.rows(target, where=f"target {target!r}", allow_missing=allow_missing)
@@ -113,9 +110,7 @@ class Experiment:
         if row >= 0:
           out.pert_genes[i, j] = feats.matrix[row]
         out.pert_gene_mask[i, j] = True
-        pos = index.get(gene, -1)
-        out.target_out_pos[i, j] = pos
-        out.target_in_pos[i, j] = in_index.get(pos, -1)
+        out.target_out_pos[i, j] = index.get(gene, -1)
     return out
 
 
@@ -124,7 +119,6 @@ def model_inputs(control_expr: np.ndarray, control_mask: np.ndarray, enc: Target
   """ModelInputs for sets whose perturbations are `enc` rows `rows` ([B])."""
   return ModelInputs(control_expr=control_expr, control_mask=control_mask,
                      pert_genes=enc.pert_genes[rows], pert_gene_mask=enc.pert_gene_mask[rows],
-                     target_in_pos=enc.target_in_pos[rows],
                      target_out_pos=enc.target_out_pos[rows])
 
 

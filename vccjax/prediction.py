@@ -1,8 +1,13 @@
-"""Predicting cells of any target: control cells + the model's residual, over all genes.
+"""Predicting cells of any target: control cells changed by the model's fold changes, all genes.
 
 Predictions are made set by set from real control cells (drawn with a seeded generator), so the
-predicted population keeps the controls' cell-to-cell variation; the residual comes from the
-jitted predict step. Output is VCC-scaled log1p, clipped to [0, 15) as cell-eval requires.
+predicted population keeps the controls' cell-to-cell variation. The model gives each cell and
+gene a fold change f of its expected counts; the predicted cell's UMI counts are then drawn as a
+sequencing experiment would produce them: each of the control cell's UMIs is kept with
+probability f when f < 1 (binomial thinning: a weakly expressed gene that goes down drops out,
+as in real cells), and Poisson((f - 1) x expected count) UMIs are added when f > 1 (a gene can
+switch on in a cell that had not detected it). Output is VCC-scaled log1p below 15, as cell-eval
+requires.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from vccjax import experiment as experiment_lib
+from vccjax.data import normalize
 from vccjax.data.normalize import LOG1P_MAX
+from vccjax.models.inputs import MAX_LOG_FOLD
 
 _LOG1P_CEIL = np.float32(LOG1P_MAX - 1e-3)
 
@@ -21,9 +28,9 @@ def draw_controls(exp, rng: np.random.Generator, n_cells: int) -> np.ndarray:
   return rng.choice(controls, size=n_cells, replace=n_cells > len(controls))
 
 
-def predict_residuals(exp, *, predict_fn, params, enc, rows, control_cells, set_size: int,
+def predict_log_folds(exp, *, predict_fn, params, enc, rows, control_cells, set_size: int,
                       sets_per_call: int = 8) -> np.ndarray:
-  """Residuals [n, G] for control cells `control_cells` [n] under perturbation `enc[rows]`.
+  """Log fold changes [n, G] for control cells `control_cells` [n] under perturbation `enc[rows]`.
 
   Cells are cut into sets of `set_size` (the last one padded and masked); every set of a target
   is predicted with that target's perturbation. rows: [n] encoding row per cell's set.
@@ -56,31 +63,45 @@ def predict_target(exp, *, predict_fn, params, target: str, n_cells: int,
   enc = enc if enc is not None else exp.encode([target])
   set_size = set_size or exp.config.data.set_size
   controls = draw_controls(exp, rng, n_cells)
-  residual = predict_residuals(exp, predict_fn=predict_fn, params=params, enc=enc,
+  log_fold = predict_log_folds(exp, predict_fn=predict_fn, params=params, enc=enc,
                                rows=np.zeros(n_cells, np.int64), control_cells=controls,
                                set_size=set_size)
-  base = exp.dataset.log1p_rows(controls)
-  # Re-centre the drawn controls on the mean of all controls: the prediction's pseudobulk then
-  # carries no sampling noise from which controls were drawn.
-  base += exp.dataset.control_pseudobulk - base.mean(0)
-  return floor_preserving_mean(base + residual)
+  ds = exp.dataset
+  counts = sample_perturbed_counts(
+      ds.count_rows(controls), log_fold, totals=ds.totals[controls], target_sum=ds.target_sum,
+      control_counts=ds.control_counts, rng=rng)
+  return np.minimum(normalize.log1p_normalize(counts, target_sum=ds.target_sum,
+                                              totals=ds.totals[controls]),
+                    _LOG1P_CEIL).astype(np.float32)
 
 
-def floor_preserving_mean(expr: np.ndarray, *, iterations: int = 20) -> np.ndarray:
-  """Clips log1p expression at 0 without moving each gene's mean (where it is >= 0).
+def sample_perturbed_counts(counts: np.ndarray, log_fold: np.ndarray, *, totals: np.ndarray,
+                            target_sum: float, control_counts: np.ndarray,
+                            rng: np.random.Generator) -> np.ndarray:
+  """UMI counts of perturbed cells drawn from control cells and predicted fold changes.
 
-  Clipping a negative shift at 0 would raise the mean of lowly expressed genes; instead each
-  gene's values are lowered by the c >= 0 (found by bisection) for which the mean of
-  max(x - c, 0) equals the mean of x. expr: [cells, genes] -> same shape, float32, in [0, 15).
+  The fold change is first corrected for which controls were drawn: it is rescaled so the drawn
+  cells' mean normalised counts match those of all controls (`control_counts`), which removes the
+  draw's sampling noise from the prediction's pseudobulk.
+
+  Args:
+    counts: [n, G] raw UMI counts of the drawn control cells.
+    log_fold: [n, G] predicted natural-log fold changes.
+    totals: [n] the cells' total counts (their normalisation is kept).
+    target_sum: the file's median total (VCC scaling).
+    control_counts: [G] mean normalised counts of all control cells.
+    rng: the generator of the draws.
+  Returns:
+    [n, G] float64 integer-valued counts; E[counts] = f x expected control counts.
   """
-  expr = np.asarray(expr, np.float32)
-  target = np.maximum(expr.mean(0), 0.0)
-  lo = np.zeros(expr.shape[1], np.float32)
-  hi = np.maximum(expr.max(0), 0.0)
-  for _ in range(iterations):
-    mid = 0.5 * (lo + hi)
-    too_high = np.maximum(expr - mid, 0.0).mean(0) > target
-    lo, hi = np.where(too_high, mid, lo), np.where(too_high, hi, mid)
-  needs = np.maximum(expr, 0.0).mean(0) > target  # genes that clipping would move
-  out = np.maximum(expr - np.where(needs, hi, 0.0), 0.0)
-  return np.minimum(out, _LOG1P_CEIL).astype(np.float32)
+  scale = (totals / target_sum)[:, None]  # raw counts per normalised count, per cell
+  drawn = (counts / scale).mean(0)
+  rescale = np.divide(control_counts, drawn, out=np.ones_like(drawn), where=drawn > 0)
+  fold = np.exp(np.clip(log_fold, -MAX_LOG_FOLD, MAX_LOG_FOLD)) * rescale
+  out = counts.copy()
+  down = (fold < 1) & (counts > 0)
+  out[down] = rng.binomial(counts[down].astype(np.int64), fold[down])
+  up = fold > 1
+  expected = scale * np.where(drawn > 0, drawn, control_counts)[None, :]  # per cell and gene
+  out[up] += rng.poisson((fold[up] - 1.0) * np.broadcast_to(expected, fold.shape)[up])
+  return out

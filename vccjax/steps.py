@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from vccjax import losses
-from vccjax.models import ModelInputs
+from vccjax.models import ModelInputs, apply_fold
 
 
 @flax.struct.dataclass
@@ -31,12 +31,13 @@ class TrainBatch(NamedTuple):
     inputs: ModelInputs of the control sets.
     pert_expr: [B, S, n_in] observed perturbed cells on the input genes.
     pert_mask: [B, S] True for real perturbed cells.
-    effect: [B, G] pseudobulk effect of each set's target over all output genes.
+    lfc: [B, G] log fold change of each set's target over all output genes (its pseudobulk
+      target, `PerturbDataset.target_lfc`).
   """
   inputs: ModelInputs
   pert_expr: jax.Array
   pert_mask: jax.Array
-  effect: jax.Array
+  lfc: jax.Array
 
 
 def make_optimizer(*, lr: float, steps: int, warmup_steps: int, weight_decay: float,
@@ -52,14 +53,16 @@ def make_optimizer(*, lr: float, steps: int, warmup_steps: int, weight_decay: fl
 def loss_terms(params, *, model, batch: TrainBatch, key, in_genes, distribution: str):
   """(distribution loss, pseudobulk loss) of one batch.
 
+  The distribution loss compares predicted and observed cells on the input genes; the pseudobulk
+  loss compares each set's mean predicted log fold change with its target's, on all genes.
   in_genes: [n_in] positions of the input genes among the output genes.
   """
-  residual = model.apply(params, batch.inputs, deterministic=False, rngs={"dropout": key})
-  pred_in = batch.inputs.control_expr + residual[..., in_genes]
+  log_fold = model.apply(params, batch.inputs, deterministic=False, rngs={"dropout": key})
+  pred_in = apply_fold(batch.inputs.control_expr, log_fold[..., in_genes])
   dist_fn = losses.batched(losses.DISTRIBUTION_LOSSES[distribution])
   dist = dist_fn(pred_in, batch.pert_expr, batch.inputs.control_mask, batch.pert_mask)
-  mean_residual = jax.vmap(losses.masked_mean)(residual, batch.inputs.control_mask)
-  pseudobulk = jnp.mean((mean_residual - batch.effect) ** 2)
+  mean_fold = jax.vmap(losses.masked_mean)(log_fold, batch.inputs.control_mask)
+  pseudobulk = jnp.mean((mean_fold - batch.lfc) ** 2)
   return dist, pseudobulk
 
 
@@ -91,7 +94,7 @@ def make_train_step(*, model, optimizer, in_genes, distribution: str, distributi
 
 
 def make_predict_step(model):
-  """A jitted `(params, inputs) -> residual [B, S, G]` (no dropout)."""
+  """A jitted `(params, inputs) -> log fold change [B, S, G]` (no dropout)."""
   return jax.jit(lambda params, inputs: model.apply(params, inputs, deterministic=True))
 
 

@@ -71,7 +71,7 @@ def to_train_batch(exp, enc, target_rows, set_batch) -> steps.TrainBatch:
   inputs = experiment_lib.model_inputs(set_batch.control_expr, control_mask, enc, rows)
   return steps.TrainBatch(inputs=inputs, pert_expr=set_batch.pert_expr,
                           pert_mask=set_batch.pert_mask,
-                          effect=exp.dataset.target_effect[rows])
+                          lfc=exp.dataset.target_lfc[rows])
 
 
 def closed_form_params(exp, enc) -> dict:
@@ -79,9 +79,9 @@ def closed_form_params(exp, enc) -> dict:
   ds = exp.dataset
   rows = np.array([ds.targets.index(t) for t in exp.split.train])
   if exp.config.model.name == "cell_mean":
-    return baselines.fit_mean_effect(effects=ds.target_effect[rows])
+    return baselines.fit_mean_effect(effects=ds.target_lfc[rows])
   pooled = (enc.pert_genes * enc.pert_gene_mask[..., None]).sum(1)[rows]
-  return baselines.fit_linear_effect(features=pooled, effects=ds.target_effect[rows],
+  return baselines.fit_linear_effect(features=pooled, effects=ds.target_lfc[rows],
                                      ridge=exp.config.optim.ridge)
 
 

@@ -18,8 +18,7 @@ def _inputs(seed=0, control_mask=None):
       control_mask=jnp.ones((B, S), bool) if control_mask is None else control_mask,
       pert_genes=jnp.asarray(rng.normal(size=(B, K, F)), jnp.float32),
       pert_gene_mask=jnp.ones((B, K), bool),
-      target_in_pos=jnp.array([[2], [-1]], jnp.int32),  # set 0's target measured, set 1's not
-      target_out_pos=jnp.array([[7], [-1]], jnp.int32))
+      target_out_pos=jnp.array([[7], [-1]], jnp.int32))  # set 0's target measured, 1's not
 
 
 def _model_and_params(**kw):
@@ -51,19 +50,25 @@ def test_padding_cells_do_not_change_real_cells():
                              atol=1e-6)
 
 
-def test_knockdown_scales_target_expression():
+def test_knockdown_sets_the_target_fold_change():
   model, params, x = _model_and_params()
   out = np.asarray(model.apply(params, x))
-  f = float(np.exp(params["params"]["knockdown_log_fold"]))
-  ctrl = np.asarray(x.control_expr[0, :, 2])
-  # Set 0: the target (input column 2 -> output gene 7) keeps a fraction f of its counts.
-  np.testing.assert_allclose(ctrl + out[0, :, 7], np.log1p(f * np.expm1(ctrl)), rtol=1e-5)
-  # Set 1: target unmeasured, no gene is overwritten (all residuals come from the decoder).
+  log_f = float(params["params"]["knockdown_log_fold"])
+  np.testing.assert_allclose(out[0, :, 7], log_f, rtol=1e-6)  # set 0: its target, gene 7
+  # Set 1: target unmeasured, no gene is overwritten (all fold changes come from the decoder).
   model_no_kd = models.get_model("set_tx", n_genes_out=G, hidden=16, layers=2, heads=2,
                                  decoder_rank=4, knockdown=False)
   params_no_kd = {"params": {k: v for k, v in params["params"].items()
                              if not k.startswith("knockdown")}}
   np.testing.assert_allclose(out[1], model_no_kd.apply(params_no_kd, x)[1], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(out[0, :, :7], model_no_kd.apply(params_no_kd, x)[0, :, :7],
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_apply_fold_multiplies_normalised_counts():
+  control = jnp.log1p(jnp.array([0.0, 1.0, 9.0]))
+  np.testing.assert_allclose(models.apply_fold(control, jnp.log(0.5)),
+                             np.log1p([0.0, 0.5, 4.5]), rtol=1e-6)
 
 
 def test_double_perturbation_is_order_invariant():
@@ -73,11 +78,9 @@ def test_double_perturbation_is_order_invariant():
                   control_mask=jnp.ones((1, S), bool),
                   pert_genes=jnp.asarray(rng.normal(size=(1, 2, F)), jnp.float32),
                   pert_gene_mask=jnp.ones((1, 2), bool),
-                  target_in_pos=jnp.array([[0, 3]], jnp.int32),
                   target_out_pos=jnp.array([[1, 5]], jnp.int32))
   params = model.init({"params": jax.random.key(0)}, x)
-  swapped = x._replace(pert_genes=x.pert_genes[:, ::-1], target_in_pos=x.target_in_pos[:, ::-1],
-                       target_out_pos=x.target_out_pos[:, ::-1])
+  swapped = x._replace(pert_genes=x.pert_genes[:, ::-1], target_out_pos=x.target_out_pos[:, ::-1])
   np.testing.assert_allclose(model.apply(params, swapped), model.apply(params, x), rtol=1e-5,
                              atol=1e-6)
 

@@ -41,9 +41,12 @@ class PerturbDataset:
     targets: sorted perturbed targets.
     target_effect: [targets, genes] float32 pseudobulk effect of each target: mean over its
       cells of (log1p expression - its context's control mean).
+    target_lfc: [targets, genes] float32 natural-log fold change of mean normalised counts
+      against the same context-matched controls (with a pseudocount): what the models predict.
     target_n_cells: [targets] cells per target.
     target_pseudobulk: [targets, genes] float32 mean log1p expression of each target's cells.
     control_pseudobulk: [genes] float32 mean log1p expression of all control cells.
+    control_counts: [genes] float32 mean normalised counts (expm1 of log1p) of all controls.
     gene_mean, gene_var: [genes] log1p moments over all cells.
   """
   path: str
@@ -58,9 +61,11 @@ class PerturbDataset:
   control_mean: np.ndarray
   targets: list[str]
   target_effect: np.ndarray
+  target_lfc: np.ndarray
   target_n_cells: np.ndarray
   target_pseudobulk: np.ndarray
   control_pseudobulk: np.ndarray
+  control_counts: np.ndarray
   gene_mean: np.ndarray
   gene_var: np.ndarray
 
@@ -88,6 +93,10 @@ class PerturbDataset:
     if genes is not None:
       expr = expr[:, genes]
     return expr.toarray()
+
+  def count_rows(self, rows: np.ndarray) -> np.ndarray:
+    """Raw counts of cells `rows`: [len(rows), genes] dense float64."""
+    return io.read_rows(self.adata, np.asarray(rows, dtype=np.int64)).toarray().astype(np.float64)
 
   def target_index(self) -> dict[str, int]:
     return {t: i for i, t in enumerate(self.targets)}
@@ -123,7 +132,7 @@ def _group_sums(chunk: sp.csr_matrix, groups: np.ndarray, n_groups: int) -> np.n
 
 def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int = 2000,
                  backed: bool | str = "auto", chunk_size: int = 8192,
-                 verbose: bool = False) -> PerturbDataset:
+                 lfc_pseudocount: float = 0.1, verbose: bool = False) -> PerturbDataset:
   """Reads a VCC-layout file of raw counts and prepares it for training and evaluation.
 
   Args:
@@ -133,6 +142,8 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
       Targets measured in the panel are always included.
     backed: read X on disk (True), in memory (False) or decide by size ("auto").
     chunk_size: rows per streaming chunk (bounds memory).
+    lfc_pseudocount: added to mean normalised counts (UMIs at the median depth) before the log
+      fold changes `target_lfc`, so that rarely detected genes get small, not noisy, changes.
   """
   path = os.fspath(path)
   if backed == "auto":
@@ -161,21 +172,17 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
   group = np.where(is_control, len(targets) + context,
                    np.array([t_index.get(t, 0) for t in labels.target_gene]))
   n_groups = len(targets) + len(context_names)
-  moments = normalize.GeneMoments(adata.n_vars)
-  sums = np.zeros((n_groups, adata.n_vars), np.float64)
-  for start, chunk in io.iter_row_chunks(adata, chunk_size):
-    rows = slice(start, start + chunk.shape[0])
-    expr = normalize.log1p_normalize(chunk, target_sum=target_sum, totals=totals[rows])
-    moments.update(expr)
-    sums += _group_sums(expr, group[rows], n_groups)
+  moments, log1p_sums, count_sums = _group_pass(adata, group, n_groups, totals, target_sum,
+                                                chunk_size)
   counts = np.bincount(group, minlength=n_groups).astype(np.float64)
-  control_mean = _control_means(sums, counts, len(targets))
-  # Effect of t = mean over its cells of (x - control_mean[context]).
-  target_cells_per_context = np.zeros((len(targets), len(context_names)))
-  np.add.at(target_cells_per_context, (group[~is_control], context[~is_control]), 1.0)
+  cells_per_context = np.zeros((len(targets), len(context_names)))
+  np.add.at(cells_per_context, (group[~is_control], context[~is_control]), 1.0)
+  control_mean, target_effect = _matched_effect(log1p_sums, counts, cells_per_context)
+  _, count_effect = _matched_effect(count_sums, counts, cells_per_context)
   target_n = counts[:len(targets)]
-  matched_controls = target_cells_per_context @ control_mean
-  target_effect = (sums[:len(targets)] - matched_controls) / np.maximum(target_n, 1)[:, None]
+  target_counts = count_sums[:len(targets)] / np.maximum(target_n, 1)[:, None]
+  matched = target_counts - count_effect  # the matched controls' mean normalised counts
+  target_lfc = np.log((target_counts + lfc_pseudocount) / (matched + lfc_pseudocount))
   gene_pos = {g: i for i, g in enumerate(labels.gene_names)}
   measured_targets = [gene_pos[g] for t in targets for g in t.split("+") if g in gene_pos]
   hvg = normalize.select_hvg(moments.mean, moments.var, n_hvg if n_hvg > 0 else adata.n_vars,
@@ -187,10 +194,14 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
       path=path, adata=adata, labels=labels, totals=totals, target_sum=target_sum, hvg=hvg,
       hvg_log1p=hvg_log1p, context=context, context_names=context_names,
       control_mean=control_mean.astype(np.float32), targets=targets,
-      target_effect=target_effect.astype(np.float32), target_n_cells=target_n.astype(np.int64),
-      target_pseudobulk=(sums[:len(targets)] / np.maximum(target_n, 1)[:, None]).astype(np.float32),
-      control_pseudobulk=(sums[len(targets):].sum(0) / max(counts[len(targets):].sum(), 1)
+      target_effect=target_effect.astype(np.float32), target_lfc=target_lfc.astype(np.float32),
+      target_n_cells=target_n.astype(np.int64),
+      target_pseudobulk=(log1p_sums[:len(targets)] / np.maximum(target_n, 1)[:, None]
+                         ).astype(np.float32),
+      control_pseudobulk=(log1p_sums[len(targets):].sum(0) / max(counts[len(targets):].sum(), 1)
                           ).astype(np.float32),
+      control_counts=(count_sums[len(targets):].sum(0) / max(counts[len(targets):].sum(), 1)
+                      ).astype(np.float32),
       gene_mean=moments.mean, gene_var=moments.var)
 
 
@@ -209,16 +220,38 @@ def _check_counts(adata, path: str) -> None:
                      "give the raw UMI counts (e.g. adata.layers['counts'] or adata.raw)")
 
 
-def _control_means(sums, counts, n_targets: int, *, prior_cells: float = 25.0) -> np.ndarray:
-  """Control mean per context, shrunk towards the overall control mean.
+def _group_pass(adata, group, n_groups, totals, target_sum, chunk_size):
+  """One streaming pass: log1p gene moments, and per-group sums of log1p and of normalised counts."""
+  moments = normalize.GeneMoments(adata.n_vars)
+  log1p_sums = np.zeros((n_groups, adata.n_vars), np.float64)
+  count_sums = np.zeros((n_groups, adata.n_vars), np.float64)
+  for start, chunk in io.iter_row_chunks(adata, chunk_size):
+    rows = slice(start, start + chunk.shape[0])
+    expr = normalize.log1p_normalize(chunk, target_sum=target_sum, totals=totals[rows])
+    moments.update(expr)
+    log1p_sums += _group_sums(expr, group[rows], n_groups)
+    expr.data = np.expm1(expr.data)
+    count_sums += _group_sums(expr, group[rows], n_groups)
+  return moments, log1p_sums, count_sums
 
-  A context with few controls (the real VCC subset has ~2 per batch) would otherwise make noisy
-  effects; `prior_cells` pseudo-cells of the overall mean stabilise it, and a context without
-  controls gets the overall mean.
+
+def _matched_effect(sums, counts, cells_per_context, *, prior_cells: float = 25.0):
+  """Per-context control means and each target's effect against its own contexts' controls.
+
+  sums: [targets + contexts, genes] per-group sums (targets first); counts: [groups] cells.
+  A context with few controls (the real VCC subset has ~2 per batch) would make noisy effects:
+  its control mean is shrunk towards the overall one with `prior_cells` pseudo-cells (a context
+  without controls gets the overall mean).
+
+  Returns (control_mean [contexts, genes], effect [targets, genes]): effect of t = mean over its
+  cells of (value - control_mean[cell's context]).
   """
-  ctrl_sums, ctrl_counts = sums[n_targets:], counts[n_targets:]
+  n_t = cells_per_context.shape[0]
+  ctrl_sums, ctrl_counts = sums[n_t:], counts[n_t:]
   overall = ctrl_sums.sum(0) / max(ctrl_counts.sum(), 1)
-  return (ctrl_sums + prior_cells * overall) / (ctrl_counts + prior_cells)[:, None]
+  control_mean = (ctrl_sums + prior_cells * overall) / (ctrl_counts + prior_cells)[:, None]
+  effect = (sums[:n_t] - cells_per_context @ control_mean) / np.maximum(counts[:n_t], 1)[:, None]
+  return control_mean, effect
 
 
 def _hvg_matrix(adata, hvg, totals, target_sum, chunk_size) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from vccjax.models.baselines import LinearEffect, MeanEffect
-from vccjax.models.inputs import ModelInputs, apply_knockdown
+from vccjax.models.inputs import ModelInputs, apply_fold, apply_knockdown
 from vccjax.models.set_transformer import SetTransformer
 
 MODELS = {

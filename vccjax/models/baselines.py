@@ -1,9 +1,9 @@
-"""Baselines as models with the same interface: residuals added to control cells.
+"""Baselines as models with the same interface: log fold changes applied to control cells.
 
-* `MeanEffect` ("cell_mean"): every perturbation gets the mean training effect (the pseudobulk
+* `MeanEffect` ("cell_mean"): every perturbation gets the mean training fold change (the shared
   shift of the VCC cell-mean baseline, applied to the control cells).
-* `LinearEffect` ("linear"): ridge regression from the target genes' features to the pseudobulk
-  effect, in the spirit of Ahlmann-Eltze et al. 2025. Both are fitted in closed form.
+* `LinearEffect` ("linear"): ridge regression from the target genes' features to the fold
+  changes, in the spirit of Ahlmann-Eltze et al. 2025. Both are fitted in closed form.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def pooled_features(x: model_inputs.ModelInputs):
 
 
 class MeanEffect(nn.Module):
-  """residual = the mean training effect, for every cell and perturbation."""
+  """log fold change = the mean training one, for every cell and perturbation."""
   n_genes_out: int
 
   @nn.compact
@@ -31,7 +31,7 @@ class MeanEffect(nn.Module):
 
 
 class LinearEffect(nn.Module):
-  """residual = pooled target-gene features @ W + b (the same for every cell of a set)."""
+  """log fold change = pooled target-gene features @ W + b (the same for every cell of a set)."""
   n_genes_out: int
 
   @nn.compact
@@ -41,7 +41,7 @@ class LinearEffect(nn.Module):
 
 
 def fit_mean_effect(*, effects: np.ndarray) -> dict:
-  """Closed-form params of MeanEffect. effects: [targets, genes] training pseudobulk effects."""
+  """Closed-form params of MeanEffect. effects: [targets, genes] training log fold changes."""
   return {"params": {"effect": jnp.asarray(effects.mean(0), jnp.float32)}}
 
 
@@ -50,7 +50,7 @@ def fit_linear_effect(*, features: np.ndarray, effects: np.ndarray, ridge: float
 
   Args:
     features: [targets, F] pooled target-gene features of the training targets.
-    effects: [targets, genes] their pseudobulk effects.
+    effects: [targets, genes] their log fold changes.
     ridge: L2 penalty, relative to the mean squared feature norm.
   """
   f_mean, e_mean = features.mean(0), effects.mean(0)

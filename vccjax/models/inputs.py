@@ -1,4 +1,10 @@
-"""What every model consumes, and the explicit knockdown of the target genes."""
+"""What every model consumes and produces.
+
+Models predict, for every control cell and gene, a natural-log fold change of its normalised
+counts: the perturbed cell is log1p(expm1(control) * exp(log_fold)). A change is thus relative to
+the gene's level, as in the metric's fold changes, and a gene a cell did not detect stays
+undetected, so rarely detected genes cannot pick up spurious shifts.
+"""
 
 from __future__ import annotations
 
@@ -16,35 +22,38 @@ class ModelInputs(NamedTuple):
     control_mask: [B, S] True for real cells (False: padding).
     pert_genes: [B, K, F] features of the (up to K) target genes of each set's perturbation.
     pert_gene_mask: [B, K] True where a slot holds a target gene.
-    target_in_pos: [B, K] column of each target gene among the input genes, -1 if unmeasured.
     target_out_pos: [B, K] column of each target gene among the output genes, -1 if unmeasured.
   """
   control_expr: jax.Array
   control_mask: jax.Array
   pert_genes: jax.Array
   pert_gene_mask: jax.Array
-  target_in_pos: jax.Array
   target_out_pos: jax.Array
 
 
-def apply_knockdown(residual, x: ModelInputs, log_fold):
-  """Sets the residual of each measured target gene to that of scaling its expression by f.
+MAX_LOG_FOLD = 10.0  # e^10 ~ 22,000-fold: beyond any real perturbation, keeps exp() finite
 
-  The target's predicted log1p expression is log1p(exp(log_fold) * expm1(control)), i.e. its
-  normalised counts are multiplied by f = exp(log_fold).
+
+def apply_fold(control_log1p, log_fold):
+  """Perturbed log1p expression: log1p(expm1(control) * exp(log_fold)); shapes broadcast."""
+  log_fold = jnp.clip(log_fold, -MAX_LOG_FOLD, MAX_LOG_FOLD)
+  return jnp.log1p(jnp.expm1(control_log1p) * jnp.exp(log_fold))
+
+
+def apply_knockdown(log_fold, x: ModelInputs, knockdown_log_fold):
+  """Sets the fold change of each measured target gene to the knockdown's.
 
   Args:
-    residual: [B, S, G] predicted residuals over the output genes.
-    x: the model inputs (control expression and target positions).
-    log_fold: log f, broadcastable to [B, S, K].
+    log_fold: [B, S, G] predicted log fold changes over the output genes.
+    x: the model inputs (target positions).
+    knockdown_log_fold: log of the share of its expression a target keeps (CRISPRi < 0,
+      CRISPRa > 0), broadcastable to [B, S, K].
   Returns:
-    [B, S, G] residuals with the target genes' entries replaced.
+    [B, S, G] with the target genes' entries replaced.
   """
-  valid = (x.target_in_pos >= 0) & (x.target_out_pos >= 0) & x.pert_gene_mask  # [B, K]
-  ctrl = jnp.take_along_axis(x.control_expr, jnp.maximum(x.target_in_pos, 0)[:, None, :],
-                             axis=2)  # [B, S, K]
-  knocked = jnp.log1p(jnp.exp(log_fold) * jnp.expm1(ctrl)) - ctrl
-  onehot = jax.nn.one_hot(jnp.maximum(x.target_out_pos, 0), residual.shape[-1],
-                          dtype=residual.dtype) * valid[..., None]  # [B, K, G]
+  valid = (x.target_out_pos >= 0) & x.pert_gene_mask  # [B, K]
+  onehot = jax.nn.one_hot(jnp.maximum(x.target_out_pos, 0), log_fold.shape[-1],
+                          dtype=log_fold.dtype) * valid[..., None]  # [B, K, G]
   keep = 1.0 - jnp.clip(onehot.sum(1), 0.0, 1.0)  # [B, G]
-  return residual * keep[:, None, :] + jnp.einsum("bsk,bkg->bsg", knocked, onehot)
+  knocked = jnp.broadcast_to(knockdown_log_fold, log_fold.shape[:2] + onehot.shape[1:2])
+  return log_fold * keep[:, None, :] + jnp.einsum("bsk,bkg->bsg", knocked, onehot)

@@ -3,9 +3,10 @@
 Every cell of a control set is encoded (MLP on its input-gene log1p expression), the perturbation
 (one or more target genes) is encoded by an order-invariant sum of per-gene MLP encodings, the two
 are added, and a transformer with bidirectional attention and no positional encoding mixes the
-set (so permuting the input cells permutes the output). A low-rank head maps each cell to a
-residual over all output genes; the target genes themselves get an explicit knockdown: their
-predicted expression is log1p(f * expm1(control)), with f learned (CRISPRi: f < 1, CRISPRa: f > 1).
+set (so permuting the input cells permutes the output). A low-rank head maps each cell to a log
+fold change over all output genes (see `models.inputs`); the target genes themselves get an
+explicit knockdown: their fold change is a learned f (CRISPRi: f < 1, CRISPRa: f > 1), adjusted
+per perturbation.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class Block(nn.Module):
 
 
 class SetTransformer(nn.Module):
-  """Predicts the residual (perturbed - control) of every control cell over all output genes.
+  """Predicts the log fold change of every control cell over all output genes.
 
   Attributes:
     n_genes_out: number of output genes (all genes of the file).
@@ -81,7 +82,8 @@ class SetTransformer(nn.Module):
 
   @nn.compact
   def __call__(self, x: model_inputs.ModelInputs, *, deterministic: bool = True):
-    """x: ModelInputs (control_expr [B,S,n_in], pert_genes [B,K,F], ...) -> [B, S, n_genes_out]."""
+    """x: ModelInputs (control_expr [B,S,n_in], pert_genes [B,K,F], ...) -> log fold changes
+    [B, S, n_genes_out]."""
     cells = MLP(self.hidden, self.hidden, name="cell_encoder")(x.control_expr)
     pert = PerturbationEncoder(self.hidden, name="pert_encoder")(x.pert_genes, x.pert_gene_mask)
     h = cells + pert[:, None, :]
@@ -96,10 +98,10 @@ class SetTransformer(nn.Module):
     gene_embed = self.param("gene_embedding", nn.initializers.normal(0.02),
                             (self.decoder_rank, self.n_genes_out))
     gene_bias = self.param("gene_bias", nn.initializers.zeros, (self.n_genes_out,))
-    residual = low @ gene_embed + gene_bias
+    log_fold = low @ gene_embed + gene_bias
     if self.knockdown:
-      log_fold = self.param("knockdown_log_fold", nn.initializers.zeros, ())
-      log_fold = log_fold + nn.Dense(1, kernel_init=nn.initializers.zeros,
-                                     name="knockdown_adjust")(pert)[:, None, :]
-      residual = model_inputs.apply_knockdown(residual, x, log_fold)
-    return residual
+      knock = self.param("knockdown_log_fold", nn.initializers.zeros, ())
+      knock = knock + nn.Dense(1, kernel_init=nn.initializers.zeros,
+                               name="knockdown_adjust")(pert)[:, None, :]
+      log_fold = model_inputs.apply_knockdown(log_fold, x, knock)
+    return log_fold

@@ -50,7 +50,8 @@ def random_batch(config, *, n_in: int, n_genes: int, feat_dim: int, seed: int = 
       control_mask=np.ones((b, s), bool),
       pert_genes=rng.normal(size=(b, 1, feat_dim)).astype(np.float32),
       pert_gene_mask=np.ones((b, 1), bool),
-      target_out_pos=rng.integers(0, n_genes, (b, 1)).astype(np.int32))
+      target_out_pos=rng.integers(0, n_genes, (b, 1)).astype(np.int32),
+      prior_lfc=rng.normal(0, 0.05, (b, n_genes)).astype(np.float32))
   return steps.TrainBatch(inputs=inputs,
                           pert_expr=rng.gamma(0.5, 1.0, (b, s, n_in)).astype(np.float32),
                           pert_mask=np.ones((b, s), bool),

@@ -43,6 +43,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.split_seed = 0
   c.data.few_shot_cells = 0
   c.data.n_hvg = 2000
+  # Added to mean normalised counts (UMIs at the median depth) before log fold changes: genes
+  # detected in few cells get small changes (the Wilcoxon test has no power on them either).
+  c.data.lfc_pseudocount = 1.0
   c.data.backed = "auto"
   c.data.set_size = 64
   c.data.batch_size = 8
@@ -108,3 +111,30 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   else:
     raise ValueError(f"unknown variant {variant!r}: use demo, tiny, vcc or bench")
   return c
+
+
+# Sweeps: data next to the config. Each `sweep_NAME()` yields one dict of overrides per run:
+#   python launch/sweep.py --config=configs/set_tx.py:demo --sweep=NAME --workdir=/tmp/sweep_NAME
+
+
+def sweep_lr():
+  """Peak learning rate of the warm-up + cosine schedule (3 runs)."""
+  for lr in (3e-4, 1e-3, 3e-3):
+    yield {"optim.lr": lr}
+
+
+def sweep_loss():
+  """Distribution loss (energy distance vs RBF MMD) x weight of the pseudobulk term (6 runs).
+
+  The pseudobulk term fits mean fold changes (MAE, DES); the distribution term fits the cells'
+  spread, which the Wilcoxon calls of DES also see.
+  """
+  for distribution in ("energy", "mmd"):
+    for pseudobulk_weight in (1.0, 10.0, 30.0):
+      yield {"loss.distribution": distribution, "loss.pseudobulk_weight": pseudobulk_weight}
+
+
+def sweep_size():
+  """Model width and depth, decoder rank half the width (3 runs; heads must divide hidden)."""
+  for hidden, layers in ((64, 1), (128, 2), (256, 4)):
+    yield {"model.hidden": hidden, "model.layers": layers, "model.decoder_rank": hidden // 2}

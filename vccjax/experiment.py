@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from vccjax import effect_prior
 from vccjax import models
 from vccjax.data import dataset as dataset_lib
 from vccjax.data import features as features_lib
@@ -21,10 +22,15 @@ from vccjax.models import ModelInputs
 
 
 class TargetEncoding(NamedTuple):
-  """Per-target model inputs. pert_genes: [T, K, F]; pert_gene_mask, target_out_pos: [T, K]."""
+  """Per-target model inputs.
+
+  pert_genes: [T, K, F]; pert_gene_mask, target_out_pos: [T, K]; prior_lfc: [T, G] the ridge
+  prior on the target's log fold changes (leave-one-out for training targets).
+  """
   pert_genes: np.ndarray
   pert_gene_mask: np.ndarray
   target_out_pos: np.ndarray
+  prior_lfc: np.ndarray
 
 
 def build_gene_tables(config, dataset) -> list[features_lib.GeneTable]:
@@ -59,6 +65,7 @@ class Experiment:
   features: features_lib.PerturbationFeatures
   model: object
   max_genes: int
+  prior: tuple = ()  # (predict(pooled features) -> lfc, {train target: leave-one-out lfc})
 
   @classmethod
   def from_config(cls, config, *, verbose: bool = False) -> "Experiment":
@@ -66,7 +73,8 @@ class Experiment:
     if not data_cfg.path:
       raise InputError("config.data.path", "no data file", "set --config.data.path=FILE.h5ad")
     ds = dataset_lib.load_dataset(data_cfg.path, control_label=data_cfg.control_label,
-                                  n_hvg=data_cfg.n_hvg, backed=data_cfg.backed, verbose=verbose)
+                                  n_hvg=data_cfg.n_hvg, backed=data_cfg.backed,
+                                  lfc_pseudocount=data_cfg.lfc_pseudocount, verbose=verbose)
     split = splits.split_targets(
         ds.targets, test_targets=data_cfg.test_targets, val_targets=data_cfg.val_targets,
         test_fraction=data_cfg.test_fraction, val_fraction=data_cfg.val_fraction,
@@ -77,8 +85,18 @@ class Experiment:
     model_kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
     model = models.get_model(config.model.name, n_genes_out=ds.n_genes, **model_kwargs)
     max_genes = max(len(t.split("+")) for t in ds.targets)
-    return cls(config=config, dataset=ds, split=split, gene_tables=tables, features=feats,
-               model=model, max_genes=max(max_genes, config.data.get("max_genes_per_target", 1)))
+    exp = cls(config=config, dataset=ds, split=split, gene_tables=tables, features=feats,
+              model=model, max_genes=max(max_genes, config.data.get("max_genes_per_target", 1)))
+    exp.prior = exp._fit_prior(ridge=config.optim.ridge)
+    return exp
+
+  def _fit_prior(self, *, ridge: float):
+    """The ridge prior from the training targets' pooled features to their log fold changes."""
+    rows = [self.dataset.targets.index(t) for t in self.split.train]
+    pooled = pooled_features(self.encode(self.split.train, allow_missing=True, with_prior=False))
+    predict, loo = effect_prior.ridge_prior(train_features=pooled,
+                                            train_lfc=self.dataset.target_lfc[rows], ridge=ridge)
+    return predict, dict(zip(self.split.train, loo))
 
   @property
   def in_genes(self) -> np.ndarray:
@@ -88,19 +106,21 @@ class Experiment:
     """Features of any genes (e.g. unseen targets or design candidates) from the same sources."""
     return features_lib.combine(self.gene_tables, genes)
 
-  def encode(self, targets: list[str], *, feats=None, allow_missing: bool = False
-             ) -> TargetEncoding:
+  def encode(self, targets: list[str], *, feats=None, allow_missing: bool = False,
+             with_prior: bool = True) -> TargetEncoding:
     """Model inputs describing each target's perturbation.
 
     A gene without features raises InputError unless `allow_missing` (then it is encoded as
-    "no information": zero features, no presence flag).
+    "no information": zero features, no presence flag). `with_prior=False` leaves the ridge
+    prior at 0 (used while fitting it).
     """
     feats = feats or self.features
     index = {g: i for i, g in enumerate(self.dataset.gene_names)}
     k, f = self.max_genes, feats.matrix.shape[1]
     out = TargetEncoding(np.zeros((len(targets), k, f), np.float32),
                          np.zeros((len(targets), k), bool),
-                         np.full((len(targets), k), -1, np.int32))
+                         np.full((len(targets), k), -1, np.int32),
+                         np.zeros((len(targets), self.dataset.n_genes), np.float32))
     for i, target in enumerate(targets):
       rows = feats.rows(target, where=f"target {target!r}", allow_missing=allow_missing)
       if len(rows) > k:
@@ -111,7 +131,17 @@ class Experiment:
           out.pert_genes[i, j] = feats.matrix[row]
         out.pert_gene_mask[i, j] = True
         out.target_out_pos[i, j] = index.get(gene, -1)
+    if with_prior and self.prior:
+      predict, loo = self.prior
+      pooled = pooled_features(out)
+      for i, target in enumerate(targets):
+        out.prior_lfc[i] = loo[target] if target in loo else predict(pooled[i:i + 1])[0]
     return out
+
+
+def pooled_features(enc: TargetEncoding) -> np.ndarray:
+  """[T, F] sum of each target's genes' features (a double is built from both)."""
+  return (enc.pert_genes * enc.pert_gene_mask[..., None]).sum(1)
 
 
 def model_inputs(control_expr: np.ndarray, control_mask: np.ndarray, enc: TargetEncoding,
@@ -119,7 +149,7 @@ def model_inputs(control_expr: np.ndarray, control_mask: np.ndarray, enc: Target
   """ModelInputs for sets whose perturbations are `enc` rows `rows` ([B])."""
   return ModelInputs(control_expr=control_expr, control_mask=control_mask,
                      pert_genes=enc.pert_genes[rows], pert_gene_mask=enc.pert_gene_mask[rows],
-                     target_out_pos=enc.target_out_pos[rows])
+                     target_out_pos=enc.target_out_pos[rows], prior_lfc=enc.prior_lfc[rows])
 
 
 def resolve_path(path: str) -> str:

@@ -22,10 +22,38 @@ from vccjax.models.inputs import MAX_LOG_FOLD
 _LOG1P_CEIL = np.float32(LOG1P_MAX - 1e-3)
 
 
+def perturbed_context_share(exp) -> np.ndarray:
+  """[contexts] share of the training targets' cells in each context (batch x cell type).
+
+  Perturbed cells need not sit in the contexts in the controls' proportions (in Datlinger 2017,
+  70% of controls but ~50% of perturbed cells are stimulated); an unseen target's cells are
+  assumed to follow the training targets'.
+  """
+  ds = exp.dataset
+  cells = np.isin(ds.labels.target_gene, exp.split.train)
+  share = np.bincount(ds.context[cells], minlength=len(ds.context_names)).astype(np.float64)
+  return share / share.sum()
+
+
 def draw_controls(exp, rng: np.random.Generator, n_cells: int) -> np.ndarray:
-  """`n_cells` control cell indices (without replacement while enough exist)."""
-  controls = exp.dataset.cells_of(exp.dataset.control_label)
-  return rng.choice(controls, size=n_cells, replace=n_cells > len(controls))
+  """`n_cells` control cells drawn in the contexts' proportions among perturbed cells.
+
+  Without replacement while enough exist; a context without controls is left out.
+  """
+  ds = exp.dataset
+  controls = ds.cells_of(ds.control_label)
+  ctx = ds.context[controls]
+  per_context = np.bincount(ctx, minlength=len(ds.context_names))
+  weight = perturbed_context_share(exp)[ctx] / per_context[ctx]
+  if weight.sum() <= 0:
+    weight = np.ones(len(controls))
+  return rng.choice(controls, size=n_cells, replace=n_cells > len(controls),
+                    p=weight / weight.sum())
+
+
+def matched_control_counts(exp) -> np.ndarray:
+  """[genes] mean normalised counts of controls in the perturbed cells' context proportions."""
+  return perturbed_context_share(exp) @ exp.dataset.context_control_counts
 
 
 def predict_log_folds(exp, *, predict_fn, params, enc, rows, control_cells, set_size: int,
@@ -69,7 +97,7 @@ def predict_target(exp, *, predict_fn, params, target: str, n_cells: int,
   ds = exp.dataset
   counts = sample_perturbed_counts(
       ds.count_rows(controls), log_fold, totals=ds.totals[controls], target_sum=ds.target_sum,
-      control_counts=ds.control_counts, rng=rng)
+      control_counts=matched_control_counts(exp), rng=rng)
   return np.minimum(normalize.log1p_normalize(counts, target_sum=ds.target_sum,
                                               totals=ds.totals[controls]),
                     _LOG1P_CEIL).astype(np.float32)
@@ -81,15 +109,15 @@ def sample_perturbed_counts(counts: np.ndarray, log_fold: np.ndarray, *, totals:
   """UMI counts of perturbed cells drawn from control cells and predicted fold changes.
 
   The fold change is first corrected for which controls were drawn: it is rescaled so the drawn
-  cells' mean normalised counts match those of all controls (`control_counts`), which removes the
-  draw's sampling noise from the prediction's pseudobulk.
+  cells' mean normalised counts match `control_counts` (those of all controls in the perturbed
+  cells' context proportions), which removes the draw's sampling noise from the pseudobulk.
 
   Args:
     counts: [n, G] raw UMI counts of the drawn control cells.
     log_fold: [n, G] predicted natural-log fold changes.
     totals: [n] the cells' total counts (their normalisation is kept).
     target_sum: the file's median total (VCC scaling).
-    control_counts: [G] mean normalised counts of all control cells.
+    control_counts: [G] mean normalised counts the drawn cells should have.
     rng: the generator of the draws.
   Returns:
     [n, G] float64 integer-valued counts; E[counts] = f x expected control counts.

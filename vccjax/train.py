@@ -80,7 +80,7 @@ def closed_form_params(exp, enc) -> dict:
   rows = np.array([ds.targets.index(t) for t in exp.split.train])
   if exp.config.model.name == "cell_mean":
     return baselines.fit_mean_effect(effects=ds.target_lfc[rows])
-  pooled = (enc.pert_genes * enc.pert_gene_mask[..., None]).sum(1)[rows]
+  pooled = experiment_lib.pooled_features(enc)[rows]
   return baselines.fit_linear_effect(features=pooled, effects=ds.target_lfc[rows],
                                      ridge=exp.config.optim.ridge)
 

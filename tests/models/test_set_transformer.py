@@ -18,7 +18,8 @@ def _inputs(seed=0, control_mask=None):
       control_mask=jnp.ones((B, S), bool) if control_mask is None else control_mask,
       pert_genes=jnp.asarray(rng.normal(size=(B, K, F)), jnp.float32),
       pert_gene_mask=jnp.ones((B, K), bool),
-      target_out_pos=jnp.array([[7], [-1]], jnp.int32))  # set 0's target measured, 1's not
+      target_out_pos=jnp.array([[7], [-1]], jnp.int32),  # set 0's target measured, 1's not
+      prior_lfc=jnp.asarray(rng.normal(0, 0.1, (B, G)), jnp.float32))
 
 
 def _model_and_params(**kw):
@@ -78,7 +79,8 @@ def test_double_perturbation_is_order_invariant():
                   control_mask=jnp.ones((1, S), bool),
                   pert_genes=jnp.asarray(rng.normal(size=(1, 2, F)), jnp.float32),
                   pert_gene_mask=jnp.ones((1, 2), bool),
-                  target_out_pos=jnp.array([[1, 5]], jnp.int32))
+                  target_out_pos=jnp.array([[1, 5]], jnp.int32),
+                  prior_lfc=jnp.zeros((1, G), jnp.float32))
   params = model.init({"params": jax.random.key(0)}, x)
   swapped = x._replace(pert_genes=x.pert_genes[:, ::-1], target_out_pos=x.target_out_pos[:, ::-1])
   np.testing.assert_allclose(model.apply(params, swapped), model.apply(params, x), rtol=1e-5,

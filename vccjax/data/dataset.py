@@ -47,6 +47,8 @@ class PerturbDataset:
     target_pseudobulk: [targets, genes] float32 mean log1p expression of each target's cells.
     control_pseudobulk: [genes] float32 mean log1p expression of all control cells.
     control_counts: [genes] float32 mean normalised counts (expm1 of log1p) of all controls.
+    context_control_counts: [contexts, genes] float32 the same per context (shrunk as
+      `control_mean`).
     gene_mean, gene_var: [genes] log1p moments over all cells.
   """
   path: str
@@ -66,6 +68,7 @@ class PerturbDataset:
   target_pseudobulk: np.ndarray
   control_pseudobulk: np.ndarray
   control_counts: np.ndarray
+  context_control_counts: np.ndarray
   gene_mean: np.ndarray
   gene_var: np.ndarray
 
@@ -132,7 +135,7 @@ def _group_sums(chunk: sp.csr_matrix, groups: np.ndarray, n_groups: int) -> np.n
 
 def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int = 2000,
                  backed: bool | str = "auto", chunk_size: int = 8192,
-                 lfc_pseudocount: float = 0.1, verbose: bool = False) -> PerturbDataset:
+                 lfc_pseudocount: float = 1.0, verbose: bool = False) -> PerturbDataset:
   """Reads a VCC-layout file of raw counts and prepares it for training and evaluation.
 
   Args:
@@ -178,7 +181,7 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
   cells_per_context = np.zeros((len(targets), len(context_names)))
   np.add.at(cells_per_context, (group[~is_control], context[~is_control]), 1.0)
   control_mean, target_effect = _matched_effect(log1p_sums, counts, cells_per_context)
-  _, count_effect = _matched_effect(count_sums, counts, cells_per_context)
+  context_control_counts, count_effect = _matched_effect(count_sums, counts, cells_per_context)
   target_n = counts[:len(targets)]
   target_counts = count_sums[:len(targets)] / np.maximum(target_n, 1)[:, None]
   matched = target_counts - count_effect  # the matched controls' mean normalised counts
@@ -200,6 +203,7 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
                          ).astype(np.float32),
       control_pseudobulk=(log1p_sums[len(targets):].sum(0) / max(counts[len(targets):].sum(), 1)
                           ).astype(np.float32),
+      context_control_counts=context_control_counts.astype(np.float32),
       control_counts=(count_sums[len(targets):].sum(0) / max(counts[len(targets):].sum(), 1)
                       ).astype(np.float32),
       gene_mean=moments.mean, gene_var=moments.var)

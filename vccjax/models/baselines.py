@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from vccjax import effect_prior
 from vccjax.models import inputs as model_inputs
 
 
@@ -53,12 +54,6 @@ def fit_linear_effect(*, features: np.ndarray, effects: np.ndarray, ridge: float
     effects: [targets, genes] their log fold changes.
     ridge: L2 penalty, relative to the mean squared feature norm.
   """
-  f_mean, e_mean = features.mean(0), effects.mean(0)
-  f, e = features - f_mean, effects - e_mean
-  lam = ridge * max(float((f**2).sum(1).mean()), 1e-12)
-  # Dual form: cheap when targets << features, exact either way.
-  alpha = np.linalg.solve(f @ f.T + lam * np.eye(len(f)), e)
-  w = f.T @ alpha
-  b = e_mean - f_mean @ w
+  w, b = effect_prior.ridge_fit(features, effects, ridge=ridge)
   return {"params": {"ridge": {"kernel": jnp.asarray(w, jnp.float32),
                                "bias": jnp.asarray(b, jnp.float32)}}}

@@ -23,12 +23,14 @@ class ModelInputs(NamedTuple):
     pert_genes: [B, K, F] features of the (up to K) target genes of each set's perturbation.
     pert_gene_mask: [B, K] True where a slot holds a target gene.
     target_out_pos: [B, K] column of each target gene among the output genes, -1 if unmeasured.
+    prior_lfc: [B, G] closed-form (ridge) prior on each perturbation's log fold changes.
   """
   control_expr: jax.Array
   control_mask: jax.Array
   pert_genes: jax.Array
   pert_gene_mask: jax.Array
   target_out_pos: jax.Array
+  prior_lfc: jax.Array
 
 
 MAX_LOG_FOLD = 10.0  # e^10 ~ 22,000-fold: beyond any real perturbation, keeps exp() finite

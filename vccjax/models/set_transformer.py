@@ -98,7 +98,9 @@ class SetTransformer(nn.Module):
     gene_embed = self.param("gene_embedding", nn.initializers.normal(0.02),
                             (self.decoder_rank, self.n_genes_out))
     gene_bias = self.param("gene_bias", nn.initializers.zeros, (self.n_genes_out,))
-    log_fold = low @ gene_embed + gene_bias
+    # Start from the ridge prior (with a learned per-gene gain) and learn corrections.
+    prior_gain = self.param("prior_gain", nn.initializers.ones, (self.n_genes_out,))
+    log_fold = low @ gene_embed + gene_bias + (prior_gain * x.prior_lfc)[:, None, :]
     if self.knockdown:
       knock = self.param("knockdown_log_fold", nn.initializers.zeros, ())
       knock = knock + nn.Dense(1, kernel_init=nn.initializers.zeros,

@@ -1,0 +1,1 @@
+"""Sweep expansion and launchers: `python launch/sweep.py --help`."""

@@ -27,14 +27,14 @@ from vccjax.errors import InputError, cli_exit_on_input_error
 _TRAIN_ROWS_PER_CHUNK = 8192
 
 
-def load_summary(path: str, *, control_label: str, threads: int | None = None):
+def load_summary(path: str, *, control_label: str):
   """Reads, scales (as cell-eval) and summarises one file: (FileSummary, gene names)."""
   adata = io.read_h5ad(path)
   labels = io.read_labels(adata, path=path, control_label=control_label)
   log1p = metrics.to_vcc_log1p(adata.X, where=f"{path} X", in_place=True)
   del adata
   summary = metrics.summarize(log1p_expr=log1p, targets=labels.target_gene,
-                              control_label=control_label, where=path, threads=threads)
+                              control_label=control_label, where=path)
   return summary, labels.gene_names
 
 
@@ -46,11 +46,10 @@ def _check_genes(path, genes, reference, reference_path):
 
 
 def raw_file_scores(*, pred_path: str, real_path: str, control_label: str = io.CONTROL_LABEL,
-                    fdr: str = "global", fold_change_clip: float | None = 20.0,
-                    threads: int | None = None) -> metrics.EvalResult:
+                    fdr: str = "global", fold_change_clip: float | None = 20.0) -> metrics.EvalResult:
   """DES, PDS and MAE of a prediction file against the real file (`cell-eval run`'s work)."""
-  real, genes = load_summary(real_path, control_label=control_label, threads=threads)
-  pred, pred_genes = load_summary(pred_path, control_label=control_label, threads=threads)
+  real, genes = load_summary(real_path, control_label=control_label)
+  pred, pred_genes = load_summary(pred_path, control_label=control_label)
   _check_genes(pred_path, pred_genes, genes, real_path)
   return metrics.compare(real=real, pred=pred, gene_names=genes, fdr=fdr,
                          fold_change_clip=fold_change_clip)
@@ -81,23 +80,23 @@ def training_baseline(train_path: str, *, pert_counts: dict, control_label: str)
 
 
 def baseline_summary(*, train_path=None, pert_counts_path=None, baseline_path=None,
-                     control_label: str, threads: int | None = None):
+                     control_label: str):
   """Summary of the cell-mean baseline: built from training cells, or read from its file."""
   if baseline_path is not None:
-    return load_summary(baseline_path, control_label=control_label, threads=threads)
+    return load_summary(baseline_path, control_label=control_label)
   counts = io.read_pert_counts(pert_counts_path)
   log1p, targets, genes = training_baseline(
       train_path, pert_counts=dict(zip(counts.target_gene, counts.n_cells)),
       control_label=control_label)
   summary = metrics.summarize(log1p_expr=log1p, targets=targets, control_label=control_label,
-                              where=f"baseline from {train_path}", threads=threads)
+                              where=f"baseline from {train_path}")
   return summary, genes
 
 
 def score_files(*, pred_path: str, real_path: str, train_path: str | None = None,
                 pert_counts_path: str | None = None, baseline_path: str | None = None,
                 fdr: str = "global", control_label: str = io.CONTROL_LABEL,
-                fold_change_clip: float | None = 20.0, threads: int | None = None) -> dict:
+                fold_change_clip: float | None = 20.0) -> dict:
   """Raw, baseline and scaled scores of a prediction file (see the module docstring).
 
   Returns:
@@ -108,15 +107,14 @@ def score_files(*, pred_path: str, real_path: str, train_path: str | None = None
   if (baseline_path is None) == (train_path is None or pert_counts_path is None):
     raise InputError("arguments", "give either --baseline, or --train with --pert-counts",
                      "pass the cell-mean baseline file or the data to build it")
-  real, genes = load_summary(real_path, control_label=control_label, threads=threads)
-  pred, pred_genes = load_summary(pred_path, control_label=control_label, threads=threads)
+  real, genes = load_summary(real_path, control_label=control_label)
+  pred, pred_genes = load_summary(pred_path, control_label=control_label)
   _check_genes(pred_path, pred_genes, genes, real_path)
   model = metrics.compare(real=real, pred=pred, gene_names=genes, fdr=fdr,
                           fold_change_clip=fold_change_clip)
   del pred
   base, base_genes = baseline_summary(train_path=train_path, pert_counts_path=pert_counts_path,
-                                      baseline_path=baseline_path, control_label=control_label,
-                                      threads=threads)
+                                      baseline_path=baseline_path, control_label=control_label)
   _check_genes(baseline_path or train_path, base_genes, genes, real_path)
   base_result = metrics.compare(real=real, pred=base, gene_names=genes, fdr=fdr,
                                 fold_change_clip=fold_change_clip)
@@ -157,7 +155,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="fold change of a zero mean: 20 (VCC 2025) or 'none' (cell-eval >= 0.7)")
   p.add_argument("--control-label", default=io.CONTROL_LABEL)
   p.add_argument("--json", help="also write the scores and a per-perturbation table here")
-  p.add_argument("--threads", type=int, default=None, help="ranking threads (default: all)")
   args = p.parse_args(argv)
   if (args.train is None) != (args.pert_counts is None) or \
      (args.baseline is None) == (args.train is None):
@@ -176,7 +173,7 @@ def main(argv=None) -> dict:
   scores = score_files(pred_path=args.pred, real_path=args.real, train_path=args.train,
                        pert_counts_path=args.pert_counts, baseline_path=args.baseline,
                        fdr=args.fdr, control_label=args.control_label,
-                       fold_change_clip=args.fold_change_clip, threads=args.threads)
+                       fold_change_clip=args.fold_change_clip)
   print(format_report(scores))
   if args.json:
     with open(args.json, "w") as f:

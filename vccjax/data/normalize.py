@@ -52,17 +52,20 @@ def log1p_normalize(counts, *, target_sum: float, totals: np.ndarray | None = No
     totals: [cells] the cells' totals, when already known.
 
   Returns:
-    [cells, genes] float32 log1p expression, CSR if the input was sparse.
+    [cells, genes] float32 log1p expression, CSR (sharing the input's index arrays) if the
+    input was sparse.
   """
   if totals is None:
     totals = cell_totals(counts)
   factor = np.asarray(totals, dtype=np.float32) / np.float32(target_sum)
   factor += factor == 0
   if sp.issparse(counts):
-    out = sp.csr_matrix(counts, dtype=np.float32, copy=True)
-    out.data /= np.repeat(factor, np.diff(out.indptr))
-    np.log1p(out.data, out=out.data)
-    return out
+    counts = sp.csr_matrix(counts)
+    # A new data array; the index arrays are shared with `counts` (copying them costs as much).
+    data = counts.data.astype(np.float32, copy=True)
+    data /= np.repeat(factor, np.diff(counts.indptr))
+    np.log1p(data, out=data)
+    return sp.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
   return np.log1p(np.asarray(counts, dtype=np.float32) / factor[:, None])
 
 

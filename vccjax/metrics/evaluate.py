@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from vccjax.errors import InputError
-from vccjax.metrics import des, fdr as fdr_lib, pds, pseudobulk, ranksum, wilcoxon
+from vccjax.metrics import des, fdr as fdr_lib, pds, ranksum, wilcoxon
 
 CONTROL_LABEL = "non-targeting"
 FDR_MODES = ("global", "per_perturbation")
@@ -64,7 +64,7 @@ class FileSummary:
 
 
 def summarize(*, log1p_expr, targets, control_label: str = CONTROL_LABEL,
-              where: str = "expression", threads: int | None = None) -> FileSummary:
+              where: str = "expression") -> FileSummary:
   """Pseudobulks and Wilcoxon tests of one file.
 
   Args:
@@ -72,7 +72,6 @@ def summarize(*, log1p_expr, targets, control_label: str = CONTROL_LABEL,
     targets: [cells] perturbation of each cell, `control_label` for controls.
     control_label: label of the control cells.
     where: name for error messages.
-    threads: threads of the ranking stage (default: all CPUs of this process).
   """
   targets = np.asarray(targets).astype(str)
   if len(targets) != log1p_expr.shape[0]:
@@ -87,10 +86,9 @@ def summarize(*, log1p_expr, targets, control_label: str = CONTROL_LABEL,
     raise InputError(where, "no perturbed cells, only controls", "add perturbed cells")
   group = np.where(is_control, 0, np.searchsorted(np.array(perturbations), targets) + 1)
   n_groups = len(perturbations) + 1
-  sums = ranksum.rank_sums(log1p_expr=log1p_expr, group=group, n_groups=n_groups,
-                           threads=threads)
+  sums = ranksum.rank_sums(log1p_expr=log1p_expr, group=group, n_groups=n_groups)
   _, p_value = wilcoxon.mannwhitney_vs_control(sums=sums)
-  means = pseudobulk.group_means(log1p_expr=log1p_expr, group=group, n_groups=n_groups)
+  means = sums.value_sums.T / sums.group_sizes[:, None]
   return FileSummary(perturbations, np.concatenate([means[1:], means[:1]]), p_value)
 
 

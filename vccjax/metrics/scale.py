@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
@@ -22,6 +24,8 @@ from vccjax.data import normalize
 from vccjax.errors import InputError
 
 _ROWS_PER_CHUNK = 8192
+_VALUES_PER_CHECK = 1 << 22
+_FRACTION_EPSILON = 1e-3  # cell-eval's guess_is_lognorm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,13 +55,13 @@ def plan_scaling(chunks: Iterable, *, where: str = "X") -> ScalePlan:
   fractional, low, high, totals, sparse = False, 0.0, 0.0, [], True
   for _, chunk in chunks:
     sparse = sp.issparse(chunk)
-    values = chunk.data if sparse else np.asarray(chunk)
-    if not np.isfinite(values).all():
+    finite, chunk_low, chunk_high, chunk_fractional = inspect_values(
+        chunk.data if sparse else np.asarray(chunk))
+    if not finite:
       raise InputError(where, "expression holds NaN or infinite values",
                        "write finite raw counts or log1p values")
-    fractional = fractional or normalize.has_fractional_values(values)
-    if values.size:
-      low, high = min(low, float(values.min())), max(high, float(values.max()))
+    fractional = fractional or chunk_fractional
+    low, high = min(low, chunk_low), max(high, chunk_high)
     totals.append(normalize.cell_totals(chunk))
   if fractional:
     if low < 0 or high >= normalize.LOG1P_MAX:
@@ -114,7 +118,34 @@ def to_vcc_log1p(expr, *, where: str = "X", in_place: bool = False):
 
 def is_counts(expr) -> bool:
   """cell-eval's test: no value has a fractional part above 1e-3. expr: [cells, genes]."""
-  return not any(normalize.has_fractional_values(chunk) for _, chunk in _row_chunks(expr))
+  values = sp.csr_matrix(expr).data if sp.issparse(expr) else np.asarray(expr)
+  return not inspect_values(values)[3]
+
+
+def inspect_values(values: np.ndarray) -> tuple[bool, float, float, bool]:
+  """(all finite, min, max, any fractional part > 1e-3) of an array, in one fused pass.
+
+  The fractional part is NumPy's `modf`'s (x - trunc(x), sign of x), as cell-eval tests it; the
+  min and max count zeros, as a sparse matrix's min and max do.
+  """
+  flat = np.ravel(values)
+  if flat.dtype not in (np.float32, np.float64):
+    flat = flat.astype(np.float64)
+  finite, low, high, fractional = True, 0.0, 0.0, False
+  for start in range(0, len(flat), _VALUES_PER_CHECK):
+    window = flat[start:start + _VALUES_PER_CHECK]
+    size = min(_VALUES_PER_CHECK, 1 << max(len(window) - 1, 1).bit_length())
+    with jax.enable_x64(True):  # float64 files are checked in float64, as cell-eval does
+      out = _inspect(np.pad(window, (0, size - len(window))))
+    finite, fractional = finite and bool(out[0]), fractional or bool(out[3])
+    low, high = min(low, float(out[1])), max(high, float(out[2]))
+  return finite, low, high, fractional
+
+
+@jax.jit
+def _inspect(window):
+  return (jnp.all(jnp.isfinite(window)), jnp.min(window), jnp.max(window),
+          jnp.any(window - jnp.trunc(window) > _FRACTION_EPSILON))
 
 
 def _row_chunks(expr):

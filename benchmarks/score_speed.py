@@ -1,0 +1,176 @@
+"""Speed of our VCC scorer against cell-eval 0.8.x on the same synthetic raw-count files.
+
+Builds (or reuses, with --cache-dir) a real and a predicted screen of the VCC validation shape,
+50 perturbations x 1,000 cells + 10,000 controls x 18,080 genes, raw NB counts at ~50k UMI per
+cell (~46% of the values nonzero, like deep 10x data), then times, each in its own process on the
+same files: our scorer (`vccjax.score.raw_file_scores`: read, scale, DES/PDS/MAE) and
+`cell-eval run --profile vcc` (DES/PDS/MAE too) from the `.venv-ce08` virtualenv. Prints both
+wall times, the ratio, each side's peak resident memory, and whether the three scores agree.
+
+  python benchmarks/score_speed.py --cache-dir /tmp/vcc_speed            # full size
+  python benchmarks/score_speed.py --genes 2000 --cells-per-pert 300     # a quick one
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import anndata as ad  # noqa: E402
+
+from vccjax.data.writer import write_h5ad_atomic  # noqa: E402
+
+CONTROL = "non-targeting"
+
+
+def gene_means(n_genes: int, rng) -> np.ndarray:
+  """[genes] mean UMI per gene: log-normal, ~50k UMI per cell summed over 18,080 genes."""
+  base = np.exp(rng.normal(-1.3, 1.9, n_genes))
+  return base * (50_000 * n_genes / 18_080) / base.sum()
+
+
+def write_screen(path, *, n_perts, cells_per_pert, n_controls, n_genes, seed,
+                 effect_scale=1.0, effect_noise=0.0, chunk=2_000):
+  """Writes a screen of NB counts (shape 5) to `path`; the same seed picks the same targets.
+
+  Each perturbation shifts 5% of genes by N(0, 1) log fold changes (times `effect_scale`, plus
+  N(0, effect_noise)) and knocks its own gene down to 10%; each cell has a log-normal size.
+  """
+  design = np.random.default_rng(1234)  # targets and true effects: shared by real and pred
+  base = gene_means(n_genes, design)
+  genes = np.array([f"G{i:05d}" for i in range(n_genes)])
+  targets = genes[design.choice(n_genes, n_perts, replace=False)]
+  rng = np.random.default_rng(seed)
+  groups = [(CONTROL, base, n_controls)]
+  for t in targets:
+    hit = design.random(n_genes) < 0.05
+    lfc = np.where(hit, design.normal(0, 1, n_genes) * effect_scale
+                   + rng.normal(0, effect_noise, n_genes), 0.0)
+    mean = base * np.exp(lfc)
+    mean[genes == t] *= 0.1
+    groups.append((t, mean, cells_per_pert))
+  blocks, labels = [], []
+  for label, mean, n in groups:
+    for start in range(0, n, chunk):
+      m = min(chunk, n - start)
+      size = np.exp(rng.normal(0, 0.3, m)).astype(np.float32)[:, None]
+      lam = rng.gamma(5.0, (mean[None, :] * size / 5.0)).astype(np.float32)
+      blocks.append(sp.csr_matrix(rng.poisson(lam).astype(np.float32)))
+      labels += [label] * m
+  # One contiguous write (anndata's layout for a whole matrix), like a real VCC file: files
+  # appended chunk by chunk read several times slower, for every scorer.
+  obs = pd.DataFrame({"target_gene": pd.Categorical(labels)},
+                     index=[f"c{i}" for i in range(len(labels))])
+  write_h5ad_atomic(ad.AnnData(X=sp.vstack(blocks, format="csr"), obs=obs,
+                               var=pd.DataFrame(index=genes)), path)
+
+
+def ensure_files(args) -> tuple[str, str]:
+  tag = f"p{args.perts}_c{args.cells_per_pert}_n{args.controls}_g{args.genes}"
+  directory = args.cache_dir or tempfile.mkdtemp(prefix="vcc_speed_")
+  os.makedirs(directory, exist_ok=True)
+  paths = {}
+  for name, seed, scale, noise in (("real", 0, 1.0, 0.0), ("pred", 1, 0.7, 0.3)):
+    path = os.path.join(directory, f"{name}_{tag}.h5ad")
+    if not os.path.exists(path):
+      t = time.time()
+      write_screen(path, n_perts=args.perts, cells_per_pert=args.cells_per_pert,
+                   n_controls=args.controls, n_genes=args.genes, seed=seed,
+                   effect_scale=scale, effect_noise=noise)
+      print(f"wrote {path} in {time.time() - t:.0f} s", flush=True)
+    paths[name] = path
+  return paths["real"], paths["pred"]
+
+
+def warm_page_cache(*paths):
+  """Reads the files once so that neither scorer pays for the disk (the first would)."""
+  for path in paths:
+    with open(path, "rb") as f:
+      while f.read(1 << 26):
+        pass
+
+
+def timed(cmd, env=None) -> tuple[float, float, str]:
+  """Runs `cmd`; returns (wall seconds, peak RSS GiB of the process tree's largest, stdout)."""
+  t = time.time()
+  proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+  out, err = proc.communicate()
+  wall = time.time() - t
+  if proc.returncode:
+    raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}):\n{err[-3000:]}")
+  peak = _peak_rss_gib(err)
+  return wall, peak, out
+
+
+def _peak_rss_gib(stderr: str) -> float:
+  for line in stderr.splitlines():
+    if "Maximum resident set size" in line:
+      return int(line.split(":")[1]) / 2**20
+  return float("nan")
+
+
+def run_ours(real, pred) -> tuple[float, float, dict]:
+  # cell-eval 0.8's rules (per-perturbation FDR, no fold-change clip), so the scores compare.
+  code = ("import json, sys; from vccjax import score; "
+          "r = score.raw_file_scores(pred_path=sys.argv[1], real_path=sys.argv[2], "
+          "fdr='per_perturbation', fold_change_clip=None); print(json.dumps(r.means()))")
+  wall, peak, out = timed(["/usr/bin/time", "-v", sys.executable, "-c", code, pred, real])
+  return wall, peak, json.loads(out.strip().splitlines()[-1])
+
+
+def run_cell_eval(real, pred, threads, venv) -> tuple[float, float, dict]:
+  outdir = tempfile.mkdtemp(prefix="ce08_")
+  cmd = ["/usr/bin/time", "-v", os.path.join(venv, "bin", "cell-eval"), "run", "-ap", pred,
+         "-ar", real, "--profile", "vcc", "--num-threads", str(threads), "-o", outdir]
+  wall, peak, _ = timed(cmd)
+  agg = pd.read_csv(os.path.join(outdir, "agg_results.csv")).set_index("statistic")
+  means = {"des": agg.loc["mean", "overlap_at_N"], "pds": agg.loc["mean",
+           "discrimination_score_l1"], "mae": agg.loc["mean", "mae"]}
+  return wall, peak, means
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--perts", type=int, default=50)
+  p.add_argument("--cells-per-pert", type=int, default=1000)
+  p.add_argument("--controls", type=int, default=10_000)
+  p.add_argument("--genes", type=int, default=18_080)
+  p.add_argument("--cache-dir", default=None, help="keep and reuse the generated files here")
+  p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                 help="cell-eval's --num-threads (ours is single-threaded)")
+  p.add_argument("--ce-venv", default=os.path.join(REPO, ".venv-ce08"))
+  p.add_argument("--skip-cell-eval", action="store_true")
+  args = p.parse_args(argv)
+  real, pred = ensure_files(args)
+  print(f"shape: {args.perts} perturbations x {args.cells_per_pert} cells + {args.controls} "
+        f"controls x {args.genes} genes; load average {os.getloadavg()[0]:.1f}", flush=True)
+  warm_page_cache(real, pred)
+  ours = run_ours(real, pred)
+  print(f"vccjax:        {ours[0]:8.1f} s   peak RSS {ours[1]:5.2f} GiB   {ours[2]}", flush=True)
+  if args.skip_cell_eval:
+    return
+  if not os.path.exists(os.path.join(args.ce_venv, "bin", "cell-eval")):
+    sys.exit(f"no cell-eval in {args.ce_venv}: create it as .ci/run does, or --skip-cell-eval")
+  warm_page_cache(real, pred)
+  theirs = run_cell_eval(real, pred, args.threads, args.ce_venv)
+  print(f"cell-eval 0.8: {theirs[0]:8.1f} s   peak RSS {theirs[1]:5.2f} GiB   {theirs[2]}")
+  print(f"ratio (cell-eval / vccjax): {theirs[0] / ours[0]:.1f}x")
+  diff = {k: abs(ours[2][k] - theirs[2][k]) for k in ("des", "pds", "mae")}
+  print(f"|difference| of the means (ours run with the 2025 rules, cell-eval 0.8 with its own): "
+        f"{diff}")
+
+
+if __name__ == "__main__":
+  main()

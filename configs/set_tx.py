@@ -66,7 +66,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       distribution="energy", distribution_weight=1.0, pseudobulk_weight=10.0))
 
   c.optim = ml_collections.ConfigDict(dict(
-      lr=1e-3, warmup_steps=100, weight_decay=1e-4, clip_norm=1.0, ridge=0.1))
+      lr=1e-3, warmup_steps=100, weight_decay=1e-4, clip_norm=1.0,
+      ridge=0.0))  # ridge prior / linear baseline penalty; <= 0: chosen by leave-one-out
 
   c.train = ml_collections.ConfigDict(dict(
       steps=1500, log_every=50, eval_every=500, checkpoint_every=250, keep_checkpoints=2))

@@ -19,10 +19,10 @@ def test_ridge_fit_equals_the_primal_solution():
 def test_leave_one_out_predictions_do_not_depend_on_the_left_out_value():
   rng = np.random.default_rng(1)
   f, y = rng.normal(size=(8, 6)), rng.normal(size=(8, 3))
-  _, loo = effect_prior.ridge_prior(train_features=f, train_lfc=y, ridge=0.1)
+  _, loo, _ = effect_prior.ridge_prior(train_features=f, train_lfc=y, ridge=0.1)
   y2 = y.copy()
   y2[3] += 100.0  # changing target 3's own value must not move its prior
-  _, loo2 = effect_prior.ridge_prior(train_features=f, train_lfc=y2, ridge=0.1)
+  _, loo2, _ = effect_prior.ridge_prior(train_features=f, train_lfc=y2, ridge=0.1)
   np.testing.assert_allclose(loo2[3], loo[3], rtol=1e-5)
   assert not np.allclose(loo2[4], loo[4])
 
@@ -31,7 +31,17 @@ def test_prior_recovers_a_linear_map():
   rng = np.random.default_rng(2)
   f = rng.normal(size=(40, 4))
   y = f @ rng.normal(size=(4, 7)) + 0.5
-  predict, _ = effect_prior.ridge_prior(train_features=f, train_lfc=y, ridge=1e-6)
+  predict, _, _ = effect_prior.ridge_prior(train_features=f, train_lfc=y, ridge=1e-6)
   new = rng.normal(size=(3, 4))
   np.testing.assert_allclose(predict(new), new @ np.linalg.lstsq(f, y - 0.5, rcond=None)[0] + 0.5,
                              rtol=1e-3, atol=1e-3)
+
+
+def test_auto_ridge_picks_weak_penalty_for_signal_and_strong_for_noise():
+  rng = np.random.default_rng(3)
+  f = rng.normal(size=(30, 5))
+  signal = f @ rng.normal(size=(5, 4))
+  _, _, r_signal = effect_prior.ridge_prior(train_features=f, train_lfc=signal, ridge=0)
+  _, _, r_noise = effect_prior.ridge_prior(train_features=f, train_lfc=rng.normal(size=(30, 4)),
+                                           ridge=0)
+  assert r_signal == min(effect_prior.RIDGE_GRID) and r_noise == max(effect_prior.RIDGE_GRID)

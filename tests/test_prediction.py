@@ -49,3 +49,15 @@ def test_same_generator_state_gives_the_same_cells():
   a = prediction.sample_perturbed_counts(counts, lf, rng=np.random.default_rng(5), **kw)
   b = prediction.sample_perturbed_counts(counts, lf, rng=np.random.default_rng(5), **kw)
   np.testing.assert_array_equal(a, b)
+
+
+def test_rounding_keeps_totals_and_is_unbiased():
+  rng = np.random.default_rng(7)
+  mean = rng.gamma(0.5, 1.0, (200, 5))
+  out = prediction.round_keeping_totals(mean, np.random.default_rng(8))
+  assert np.array_equal(out, np.round(out))
+  assert (np.abs(out - mean) < 1).all()
+  assert (np.abs(out.sum(0) - mean.sum(0)) <= 1 + 1e-9).all()
+  runs = np.mean([prediction.round_keeping_totals(mean[:3], np.random.default_rng(s))
+                  for s in range(2000)], axis=0)
+  np.testing.assert_allclose(runs, mean[:3], atol=0.05)

@@ -28,20 +28,36 @@ def ridge_fit(features: np.ndarray, targets: np.ndarray, *, ridge: float):
   return w, y_mean - f_mean @ w
 
 
+RIDGE_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
+
+
+def leave_one_out(features: np.ndarray, targets: np.ndarray, *, ridge: float) -> np.ndarray:
+  """[T, G] prediction for each training row from a ridge fit without it."""
+  n = len(features)
+  loo = np.empty_like(targets, dtype=np.float64)
+  for i in range(n):
+    keep = np.arange(n) != i
+    w, b = ridge_fit(features[keep], targets[keep], ridge=ridge)
+    loo[i] = features[i] @ w + b
+  return loo
+
+
 def ridge_prior(*, train_features: np.ndarray, train_lfc: np.ndarray, ridge: float):
-  """Fits the prior; returns (predict(features [N, F]) -> [N, G], loo [T, G]).
+  """Fits the prior; returns (predict(features [N, F]) -> [N, G], loo [T, G], ridge used).
 
   `loo[i]` is the prediction for training target i from a fit without it (with one training
-  target, the prior is 0: nothing to learn from).
+  target, the prior is 0: nothing to learn from). `ridge <= 0` picks the penalty from
+  `RIDGE_GRID` with the smallest leave-one-out squared error over the training targets.
   """
   n = len(train_features)
   if n < 2:
     zeros = np.zeros_like(train_lfc)
-    return (lambda f: np.zeros((len(f), train_lfc.shape[1]), np.float32)), zeros
+    return (lambda f: np.zeros((len(f), train_lfc.shape[1]), np.float32)), zeros, ridge
+  if ridge <= 0:
+    errors = {r: float(np.mean((leave_one_out(train_features, train_lfc, ridge=r) - train_lfc)**2))
+              for r in RIDGE_GRID}
+    ridge = min(errors, key=errors.get)
   w, b = ridge_fit(train_features, train_lfc, ridge=ridge)
-  loo = np.empty_like(train_lfc)
-  for i in range(n):
-    keep = np.arange(n) != i
-    wi, bi = ridge_fit(train_features[keep], train_lfc[keep], ridge=ridge)
-    loo[i] = train_features[i] @ wi + bi
-  return (lambda f: (np.asarray(f) @ w + b).astype(np.float32)), loo.astype(np.float32)
+  loo = leave_one_out(train_features, train_lfc, ridge=ridge)
+  return ((lambda f: (np.asarray(f) @ w + b).astype(np.float32)), loo.astype(np.float32),
+          ridge)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # no pyplot: no global backend switch, works headless
 
 
 def plot_training(records: list[dict], path: str) -> str:
   """Loss (left) and validation scores (right) against step, from metrics.jsonl records."""
   train = [r for r in records if "loss" in r]
   evals = [r for r in records if "val/overall" in r]
-  fig, (ax_l, ax_s) = plt.subplots(1, 2, figsize=(10, 3.6))
+  fig = Figure(figsize=(10, 3.6))
+  ax_l, ax_s = fig.subplots(1, 2)
   if train:
     ax_l.plot([r["step"] for r in train], [r["loss"] for r in train], label="total")
     for key in ("distribution_loss", "pseudobulk_loss"):
@@ -32,5 +30,4 @@ def plot_training(records: list[dict], path: str) -> str:
     ax_s.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
-  plt.close(fig)
   return path

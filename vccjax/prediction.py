@@ -2,12 +2,11 @@
 
 Predictions are made set by set from real control cells (drawn with a seeded generator), so the
 predicted population keeps the controls' cell-to-cell variation. The model gives each cell and
-gene a fold change f of its expected counts; the predicted cell's UMI counts are then drawn as a
-sequencing experiment would produce them: each of the control cell's UMIs is kept with
-probability f when f < 1 (binomial thinning: a weakly expressed gene that goes down drops out,
-as in real cells), and Poisson((f - 1) x expected count) UMIs are added when f > 1 (a gene can
-switch on in a cell that had not detected it). Output is VCC-scaled log1p below 15, as cell-eval
-requires.
+gene a fold change f of its expected counts; the predicted cell's UMI counts keep a share f of
+the control cell's UMIs when f < 1 (a weakly expressed gene that goes down drops out, as in real
+cells) and gain (f - 1) x the cell's expected count when f > 1 (a gene can switch on in a cell
+that had not detected it), rounded to integers without changing any gene's total
+(`round_keeping_totals`). Output is VCC-scaled log1p below 15, as cell-eval requires.
 """
 
 from __future__ import annotations
@@ -124,12 +123,34 @@ def sample_perturbed_counts(counts: np.ndarray, log_fold: np.ndarray, *, totals:
   """
   scale = (totals / target_sum)[:, None]  # raw counts per normalised count, per cell
   drawn = (counts / scale).mean(0)
+  # Multiplying keeps each gene's distribution shape (zeros stay zeros): the correction itself
+  # must not look like a perturbation to a rank test.
   rescale = np.divide(control_counts, drawn, out=np.ones_like(drawn), where=drawn > 0)
-  fold = np.exp(np.clip(log_fold, -MAX_LOG_FOLD, MAX_LOG_FOLD)) * rescale
-  out = counts.copy()
-  down = (fold < 1) & (counts > 0)
-  out[down] = rng.binomial(counts[down].astype(np.int64), fold[down])
-  up = fold > 1
-  expected = scale * np.where(drawn > 0, drawn, control_counts)[None, :]  # per cell and gene
-  out[up] += rng.poisson((fold[up] - 1.0) * np.broadcast_to(expected, fold.shape)[up])
-  return out
+  mean = counts * rescale
+  fold = np.exp(np.clip(log_fold, -MAX_LOG_FOLD, MAX_LOG_FOLD))
+  # A down-regulated gene keeps a share f of the cell's UMIs; an up-regulated one gains (f - 1)
+  # x the cell's expected count, so it can switch on where it was undetected.
+  expected = scale * control_counts[None, :]
+  mean = np.where(fold < 1, mean * fold, mean + (fold - 1.0) * expected)
+  return round_keeping_totals(mean, rng)
+
+
+def round_keeping_totals(mean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  """Integer counts with E[count] = mean, each within 1 of its mean, per-gene totals kept.
+
+  Systematic sampling over the cells (in a random order per gene) decides which cells round
+  up: each does with probability equal to its fractional part, and a gene's total over the
+  cells is within 1 of the sum of its means. So the predicted population's pseudobulk is the
+  model's prediction, not the prediction plus sampling noise that would show up as spurious fold
+  changes of rarely detected genes. mean: [n, G] >= 0 -> [n, G] float64.
+  """
+  base = np.floor(mean)
+  frac = mean - base
+  order = np.argsort(rng.random(mean.shape), axis=0)
+  cumulative = np.cumsum(np.take_along_axis(frac, order, axis=0), axis=0)
+  start = rng.random(mean.shape[1])
+  steps = np.floor(cumulative + start)
+  picked = np.diff(steps, axis=0, prepend=np.floor(start)[None, :])
+  up = np.empty_like(picked)
+  np.put_along_axis(up, order, picked, axis=0)
+  return base + up

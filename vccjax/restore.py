@@ -28,7 +28,7 @@ def load_trained(workdir: str, *, verbose: bool = False):
   config = load_config(workdir)
   exp = experiment_lib.Experiment.from_config(config, verbose=verbose)
   enc = exp.encode(exp.dataset.targets, allow_missing=True)
-  if config.model.name in ("cell_mean", "linear"):
+  if config.model.name in train.CLOSED_FORM:
     return exp, train.closed_form_params(exp, enc), steps.make_predict_step(exp.model)
   ckpt = checkpoint_lib.Checkpoints(workdir)
   try:

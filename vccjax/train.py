@@ -26,6 +26,9 @@ from vccjax.data import synthetic_source
 from vccjax.models import baselines
 
 
+CLOSED_FORM = ("cell_mean", "linear", "additive")  # models fitted without gradient steps
+
+
 class NonFiniteLossError(RuntimeError):
   pass
 
@@ -80,9 +83,11 @@ def closed_form_params(exp, enc) -> dict:
   rows = np.array([ds.targets.index(t) for t in exp.split.train])
   if exp.config.model.name == "cell_mean":
     return baselines.fit_mean_effect(effects=ds.target_lfc[rows])
+  if exp.config.model.name == "additive":
+    return {"params": {}}
   pooled = experiment_lib.pooled_features(enc)[rows]
   return baselines.fit_linear_effect(features=pooled, effects=ds.target_lfc[rows],
-                                     ridge=exp.config.optim.ridge)
+                                     ridge=exp.ridge)
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
@@ -97,7 +102,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   exp = experiment_lib.Experiment.from_config(config, verbose=is_main)
   ds = exp.dataset
   log(f"[split] {len(exp.split.train)} train / {len(exp.split.val)} val / "
-      f"{len(exp.split.test)} test targets; val={exp.split.val} test={exp.split.test}")
+      f"{len(exp.split.test)} test targets; val={exp.split.val} test={exp.split.test}; "
+      f"ridge prior penalty {exp.ridge:g}")
   missing = exp.features.featureless(ds.targets)
   if missing:
     log(f"[features] {len(missing)} targets have no features from {exp.features.sources} and are "
@@ -111,7 +117,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       max_control_cells=config.eval.max_control_cells, fdr=config.eval.fdr, seed=config.seed)
       for name, targets in (("val", exp.split.val), ("test", exp.split.test)) if targets}
   ckpt = checkpoint_lib.Checkpoints(workdir, keep=config.train.keep_checkpoints)
-  if config.model.name in ("cell_mean", "linear"):
+  if config.model.name in CLOSED_FORM:
     state = steps.TrainState(step=jnp.asarray(0), params=closed_form_params(exp, enc),
                              opt_state=())
   else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from vccjax.models.baselines import LinearEffect, MeanEffect
+from vccjax.models.baselines import LinearEffect, MeanEffect, PriorEffect
 from vccjax.models.inputs import ModelInputs, apply_fold, apply_knockdown
 from vccjax.models.set_transformer import SetTransformer
 
@@ -12,6 +12,7 @@ MODELS = {
     "set_tx": SetTransformer,
     "cell_mean": MeanEffect,
     "linear": LinearEffect,
+    "additive": PriorEffect,
 }
 
 

@@ -4,6 +4,8 @@
   shift of the VCC cell-mean baseline, applied to the control cells).
 * `LinearEffect` ("linear"): ridge regression from the target genes' features to the fold
   changes, in the spirit of Ahlmann-Eltze et al. 2025. Both are fitted in closed form.
+* `PriorEffect` ("additive"): the set transformer's closed-form prior on its own: ridge for
+  single targets, the sum of the singles for combinations (the additive baseline for doubles).
 """
 
 from __future__ import annotations
@@ -39,6 +41,20 @@ class LinearEffect(nn.Module):
   def __call__(self, x: model_inputs.ModelInputs, *, deterministic: bool = True):
     effect = nn.Dense(self.n_genes_out, name="ridge")(pooled_features(x))
     return jnp.broadcast_to(effect[:, None, :], x.control_expr.shape[:2] + (self.n_genes_out,))
+
+
+class PriorEffect(nn.Module):
+  """log fold change = the closed-form prior of `vccjax.effect_prior` (no parameters).
+
+  Ridge regression for single targets; for combinations the sum of the singles' fold changes
+  (measured when the single trained): the additive model.
+  """
+  n_genes_out: int
+
+  @nn.compact
+  def __call__(self, x: model_inputs.ModelInputs, *, deterministic: bool = True):
+    return jnp.broadcast_to(x.prior_lfc[:, None, :],
+                            x.control_expr.shape[:2] + (self.n_genes_out,))
 
 
 def fit_mean_effect(*, effects: np.ndarray) -> dict:

@@ -41,8 +41,9 @@ _TEST = flags.DEFINE_string("test_targets", "", "Comma-separated held-out target
 _VAL = flags.DEFINE_string("val_targets", "", "Comma-separated validation targets.")
 _FOLDS = flags.DEFINE_integer("folds", 0, "K disjoint folds of held-out targets (instead of "
                               "--test_targets).")
-_FOLD_KIND = flags.DEFINE_enum("fold_targets", "singles", ["singles", "doubles", "all"],
-                               "Which targets the folds hold out.")
+_FOLD_KIND = flags.DEFINE_enum(
+    "fold_targets", "singles", ["singles", "doubles", "seen_doubles", "all"],
+    "Which targets the folds hold out; seen_doubles: combinations whose singles all trained.")
 _MODELS = flags.DEFINE_list("models", ["cell_mean", "linear", "set_tx"], "Models to compare.")
 _OUT = flags.DEFINE_string("out", None, "Output directory.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the folds.")
@@ -60,9 +61,20 @@ def fold_targets(path: str, *, test_targets: str, folds: int, kind: str, seed: i
     raise InputError("--folds/--test_targets", "no held-out targets", "give one of the two")
   adata = dataset_lib.io.read_h5ad(path, backed=True)
   labels = dataset_lib.io.read_labels(adata, path=path, control_label=control_label)
-  targets = [t for t in labels.targets
-             if kind == "all" or (("+" in t) == (kind == "doubles"))]
-  return splits.kfold_targets(targets, folds=folds, seed=seed)
+  return splits.kfold_targets(eligible_targets(labels.targets, kind), folds=folds, seed=seed)
+
+
+def eligible_targets(targets: list[str], kind: str) -> list[str]:
+  """The targets a fold kind holds out (see --fold_targets)."""
+  singles = {t for t in targets if "+" not in t}
+  if kind == "all":
+    return list(targets)
+  if kind == "singles":
+    return sorted(singles)
+  doubles = [t for t in targets if "+" in t]
+  if kind == "doubles":
+    return doubles
+  return [t for t in doubles if set(t.split("+")) <= singles]
 
 
 def run_fold(config, *, fold_dir: str, test: list[str], models: list[str], log) -> dict:

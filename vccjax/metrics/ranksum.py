@@ -71,15 +71,13 @@ def rank_sums(*, log1p_expr, group: np.ndarray, n_groups: int) -> GroupRankSums:
   csr = sp.csr_matrix(log1p_expr, dtype=np.float32)
   if not keep.all():
     csr = csr[np.flatnonzero(keep)]
-  if csr.data.min(initial=0) < 0:
-    raise ValueError("ranking needs non-negative (log1p) values")
   # Enough bits that the all-ones label (padding) is no group.
   label_bits = int(n_groups).bit_length()
   keys, base = _pack_keys(csr, group[keep], label_bits)
   by_gene = sp.csr_matrix((keys, csr.indices, csr.indptr), shape=csr.shape).tocsc()
   del keys
   sums = [np.zeros((csr.shape[1], n_groups)) for _ in range(5)]
-  for genes, rows in _gene_batches(by_gene, label_bits):
+  for genes, rows in _gene_batches(by_gene):
     for total, part in zip(sums, _batch_sums(rows, label_bits=label_bits, n_groups=n_groups,
                                              base=base)):
       total[genes] = part
@@ -95,10 +93,13 @@ def _pack_keys(csr, label, label_bits):
   the largest key, which marks them as padding.
   """
   bits = csr.data.view(np.uint32)
-  stored_zeros = not (csr.data > 0).all()
-  positive = bits[csr.data > 0] if stored_zeros else bits
-  base = int(positive.min()) if len(positive) else 0
-  span = int(positive.max()) - base + 1 if len(positive) else 1
+  low, high = (csr.data.min(), csr.data.max()) if csr.nnz else (1.0, 1.0)
+  if low < 0:
+    raise ValueError("ranking needs non-negative (log1p) values")
+  stored_zeros = low == 0
+  positive = csr.data[csr.data > 0] if stored_zeros else np.array([low], np.float32)
+  base = int(positive.min().view(np.uint32)) if len(positive) else 0
+  span = int(np.float32(high).view(np.uint32)) - base + 1
   dtype = np.uint32 if span < 2 ** (32 - label_bits) - 1 else np.uint64
   keys = np.empty(len(bits), dtype)
   for start in range(0, csr.shape[0], _ROWS_PER_CHUNK):
@@ -113,7 +114,7 @@ def _pack_keys(csr, label, label_bits):
   return keys, base
 
 
-def _gene_batches(by_gene, label_bits):
+def _gene_batches(by_gene):
   """(gene indices, [genes, width] keys) for batches of genes of similar size, padded with the
   largest key; each gene's nonzero keys are at the front of its row."""
   counts = np.diff(by_gene.indptr)

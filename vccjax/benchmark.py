@@ -29,6 +29,7 @@ from vccjax import logbook
 from vccjax import train
 from vccjax.data import dataset as dataset_lib
 from vccjax.data import splits
+from vccjax.data import targets as targets_lib
 from vccjax.errors import InputError
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -44,6 +45,10 @@ _FOLDS = flags.DEFINE_integer("folds", 0, "K disjoint folds of held-out targets 
 _FOLD_KIND = flags.DEFINE_enum(
     "fold_targets", "singles", ["singles", "doubles", "seen_doubles", "all"],
     "Which targets the folds hold out; seen_doubles: combinations whose singles all trained.")
+_CELL_TYPE = flags.DEFINE_string(
+    "holdout_cell_type", "", "Transfer: hold out every perturbation of this cell type ('all': "
+    "one fold per cell type). Perturbed cells are relabelled TARGET@CELLTYPE; the model knows "
+    "the same target in the other cell types and the held-out type's control cells.")
 _MODELS = flags.DEFINE_list("models", ["cell_mean", "linear", "set_tx"], "Models to compare.")
 _OUT = flags.DEFINE_string("out", None, "Output directory.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the folds.")
@@ -75,6 +80,23 @@ def eligible_targets(targets: list[str], kind: str) -> list[str]:
   if kind == "doubles":
     return doubles
   return [t for t in doubles if set(t.split("+")) <= singles]
+
+
+def cell_type_folds(config, out: str, holdout: str) -> list[list[str]]:
+  """Relabels the data by cell type (into `out`) and returns the held-out targets per fold."""
+  relabelled = os.path.join(out, "labelled_by_cell_type.h5ad")
+  cell_types = targets_lib.write_labelled_by_cell_type(
+      config.data.path, relabelled, control_label=config.data.control_label)
+  config.data.path = relabelled
+  chosen = cell_types if holdout == "all" else [holdout]
+  unknown = sorted(set(chosen) - set(cell_types))
+  if unknown:
+    raise InputError("--holdout_cell_type", f"{unknown} not among {cell_types}",
+                     "name a cell type of obs['cell_type'] or 'all'")
+  adata = dataset_lib.io.read_h5ad(relabelled, backed=True)
+  labels = dataset_lib.io.read_labels(adata, path=relabelled,
+                                      control_label=config.data.control_label)
+  return [[t for t in labels.targets if targets_lib.cell_type_of(t) == c] for c in chosen]
 
 
 def run_fold(config, *, fold_dir: str, test: list[str], models: list[str], log) -> dict:
@@ -129,9 +151,12 @@ def main(argv):
   out = os.path.abspath(_OUT.value)
   os.makedirs(out, exist_ok=True)
   try:
-    groups = fold_targets(config.data.path, test_targets=_TEST.value, folds=_FOLDS.value,
-                          kind=_FOLD_KIND.value, seed=_SEED.value,
-                          control_label=config.data.control_label)
+    if _CELL_TYPE.value:
+      groups = cell_type_folds(config, out, _CELL_TYPE.value)
+    else:
+      groups = fold_targets(config.data.path, test_targets=_TEST.value, folds=_FOLDS.value,
+                            kind=_FOLD_KIND.value, seed=_SEED.value,
+                            control_label=config.data.control_label)
     t0 = time.time()
     per_fold = [run_fold(config, fold_dir=os.path.join(out, f"fold{k}"), test=test,
                          models=_MODELS.value, log=print)

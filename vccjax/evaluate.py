@@ -15,6 +15,7 @@ import pandas as pd
 
 from vccjax import metrics
 from vccjax import prediction
+from vccjax.data import targets as targets_lib
 from vccjax.data.writer import H5adWriter
 
 
@@ -41,7 +42,7 @@ class VccEvaluator:
       own = rng.choice(own, size=min(len(own), max_cells_per_target), replace=False)
       cells.append(np.sort(own))
       labels += [t] * len(own)
-    controls = ds.cells_of(ds.control_label)
+    controls = self._control_pool(ds)
     controls = np.sort(rng.choice(controls, size=min(len(controls), max_control_cells),
                                   replace=False))
     self.n_cells = {t: len(c) for t, c in zip(self.targets, cells)}
@@ -56,6 +57,16 @@ class VccEvaluator:
     baseline_pb = np.mean(train_groups + [ds.control_pseudobulk], axis=0)
     self.baseline_expr = np.broadcast_to(baseline_pb, (len(labels), ds.n_genes))
     self.baseline = self._score(self.baseline_expr)
+
+  def _control_pool(self, ds) -> np.ndarray:
+    """All controls; those of one cell type when every target is tied to it ('A@T98G')."""
+    controls = ds.cells_of(ds.control_label)
+    cell_types = {targets_lib.cell_type_of(t) for t in self.targets}
+    if len(cell_types) == 1 and None not in cell_types:
+      (cell_type,) = cell_types
+      names = np.array([n.split("|")[-1] for n in ds.context_names])
+      controls = controls[names[ds.context[controls]] == cell_type]
+    return controls
 
   def _score(self, pred_expr) -> dict:
     ds = self.exp.dataset

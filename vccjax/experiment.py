@@ -17,6 +17,7 @@ from vccjax import models
 from vccjax.data import dataset as dataset_lib
 from vccjax.data import features as features_lib
 from vccjax.data import splits
+from vccjax.data import targets as targets_lib
 from vccjax.errors import InputError
 from vccjax.models import ModelInputs
 
@@ -81,11 +82,11 @@ class Experiment:
         test_fraction=data_cfg.test_fraction, val_fraction=data_cfg.val_fraction,
         seed=data_cfg.split_seed, where="config.data")
     tables = build_gene_tables(config, ds)
-    genes = sorted({g for t in ds.targets for g in t.split("+")})
+    genes = sorted({g for t in ds.targets for g in targets_lib.genes_of(t)})
     feats = features_lib.combine(tables, genes)
     model_kwargs = {k: v for k, v in config.model.to_dict().items() if k != "name"}
     model = models.get_model(config.model.name, n_genes_out=ds.n_genes, **model_kwargs)
-    max_genes = max(len(t.split("+")) for t in ds.targets)
+    max_genes = max(len(targets_lib.genes_of(t)) for t in ds.targets)
     exp = cls(config=config, dataset=ds, split=split, gene_tables=tables, features=feats,
               model=model, max_genes=max(max_genes, config.data.get("max_genes_per_target", 1)))
     exp.prior = exp._fit_prior(ridge=config.optim.ridge)
@@ -127,7 +128,7 @@ class Experiment:
       if len(rows) > k:
         raise InputError(f"target {target!r}", f"{len(rows)} genes but the model takes <= {k}",
                          "set config.data.max_genes_per_target")
-      for j, (gene, row) in enumerate(zip(target.split("+"), rows)):
+      for j, (gene, row) in enumerate(zip(targets_lib.genes_of(target), rows)):
         if row >= 0:
           out.pert_genes[i, j] = feats.matrix[row]
         out.pert_gene_mask[i, j] = True
@@ -142,9 +143,16 @@ class Experiment:
 
     A combination's single that trained contributes its measured fold changes (the additive
     model, which the literature finds hard to beat on doubles); any other gene its ridge prior.
+    A target tied to a cell type ('A@T98G') gets the mean of the same perturbation measured in
+    the other cell types when any trained (transfer to a new cell type).
     """
     predict, loo = self.prior
-    genes = target.split("+")
+    if targets_lib.cell_type_of(target) is not None:
+      same = [t for t in loo if t != target and
+              t.split(targets_lib.CELL_TYPE_SEP)[0] == target.split(targets_lib.CELL_TYPE_SEP)[0]]
+      if same:
+        return np.mean([self.dataset.target_lfc[self.dataset.targets.index(t)] for t in same], 0)
+    genes = targets_lib.genes_of(target)
     if len(genes) == 1 and target in loo:
       return loo[target]
     total = np.zeros(self.dataset.n_genes, np.float32)

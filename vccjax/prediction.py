@@ -15,27 +15,37 @@ import numpy as np
 
 from vccjax import experiment as experiment_lib
 from vccjax.data import normalize
+from vccjax.data import targets as targets_lib
 from vccjax.data.normalize import LOG1P_MAX
 from vccjax.models.inputs import MAX_LOG_FOLD
 
 _LOG1P_CEIL = np.float32(LOG1P_MAX - 1e-3)
 
 
-def perturbed_context_share(exp) -> np.ndarray:
-  """[contexts] share of the training targets' cells in each context (batch x cell type).
+def context_share(exp, target: str | None = None) -> np.ndarray:
+  """[contexts] share of a target's predicted cells in each context (batch x cell type).
 
   Perturbed cells need not sit in the contexts in the controls' proportions (in Datlinger 2017,
-  70% of controls but ~50% of perturbed cells are stimulated); an unseen target's cells are
-  assumed to follow the training targets'.
+  70% of controls but ~50% of perturbed cells are stimulated): an unseen target's cells follow
+  the training targets'. A target tied to a cell type ('A@T98G') lives in that cell type's
+  contexts only, in its controls' proportions.
   """
   ds = exp.dataset
-  cells = np.isin(ds.labels.target_gene, exp.split.train)
+  cell_type = targets_lib.cell_type_of(target) if target else None
+  if cell_type is not None:
+    in_type = np.array([name.split("|")[-1] == cell_type for name in ds.context_names])
+    cells = ds.labels.is_control & in_type[ds.context]
+  else:
+    cells = np.isin(ds.labels.target_gene, exp.split.train)
   share = np.bincount(ds.context[cells], minlength=len(ds.context_names)).astype(np.float64)
+  if share.sum() == 0:
+    raise ValueError(f"no cells to predict {target!r} from (no controls of its cell type?)")
   return share / share.sum()
 
 
-def draw_controls(exp, rng: np.random.Generator, n_cells: int) -> np.ndarray:
-  """`n_cells` control cells drawn in the contexts' proportions among perturbed cells.
+def draw_controls(exp, rng: np.random.Generator, n_cells: int,
+                  target: str | None = None) -> np.ndarray:
+  """`n_cells` control cells drawn in the target's context proportions (`context_share`).
 
   Without replacement while enough exist; a context without controls is left out.
   """
@@ -43,16 +53,16 @@ def draw_controls(exp, rng: np.random.Generator, n_cells: int) -> np.ndarray:
   controls = ds.cells_of(ds.control_label)
   ctx = ds.context[controls]
   per_context = np.bincount(ctx, minlength=len(ds.context_names))
-  weight = perturbed_context_share(exp)[ctx] / per_context[ctx]
+  weight = context_share(exp, target)[ctx] / per_context[ctx]
   if weight.sum() <= 0:
     weight = np.ones(len(controls))
   return rng.choice(controls, size=n_cells, replace=n_cells > len(controls),
                     p=weight / weight.sum())
 
 
-def matched_control_counts(exp) -> np.ndarray:
-  """[genes] mean normalised counts of controls in the perturbed cells' context proportions."""
-  return perturbed_context_share(exp) @ exp.dataset.context_control_counts
+def matched_control_counts(exp, target: str | None = None) -> np.ndarray:
+  """[genes] mean normalised counts of controls in the target's context proportions."""
+  return context_share(exp, target) @ exp.dataset.context_control_counts
 
 
 def predict_log_folds(exp, *, predict_fn, params, enc, rows, control_cells, set_size: int,
@@ -89,14 +99,14 @@ def predict_target(exp, *, predict_fn, params, target: str, n_cells: int,
   """Predicted log1p expression [n_cells, G] of `n_cells` cells of `target` (all genes)."""
   enc = enc if enc is not None else exp.encode([target])
   set_size = set_size or exp.config.data.set_size
-  controls = draw_controls(exp, rng, n_cells)
+  controls = draw_controls(exp, rng, n_cells, target)
   log_fold = predict_log_folds(exp, predict_fn=predict_fn, params=params, enc=enc,
                                rows=np.zeros(n_cells, np.int64), control_cells=controls,
                                set_size=set_size)
   ds = exp.dataset
   counts = sample_perturbed_counts(
       ds.count_rows(controls), log_fold, totals=ds.totals[controls], target_sum=ds.target_sum,
-      control_counts=matched_control_counts(exp), rng=rng)
+      control_counts=matched_control_counts(exp, target), rng=rng)
   return np.minimum(normalize.log1p_normalize(counts, target_sum=ds.target_sum,
                                               totals=ds.totals[controls]),
                     _LOG1P_CEIL).astype(np.float32)

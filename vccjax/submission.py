@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from vccjax import prediction
+from vccjax.data import targets as targets_lib
 from vccjax.data.writer import H5adWriter
 from vccjax.errors import InputError
 
@@ -51,7 +52,7 @@ def write_submission(exp, *, predict_fn, params, pert_counts: pd.DataFrame, gene
   if total > MAX_SUBMISSION_CELLS:
     raise InputError("--n-controls", f"{total:,} cells in all; cell-eval prep accepts at most "
                      f"{MAX_SUBMISSION_CELLS:,}", "lower --n-controls")
-  unseen = sorted({g for t in targets for g in t.split("+")})
+  unseen = sorted({g for t in targets for g in targets_lib.genes_of(t)})
   feats = exp.features_for(unseen)
   enc = exp.encode(targets, feats=feats, allow_missing=allow_featureless)
   for target in feats.featureless(targets):
@@ -69,7 +70,8 @@ def write_submission(exp, *, predict_fn, params, pert_counts: pd.DataFrame, gene
       written += len(expr)
       log(f"[predict] {i + 1}/{len(targets)} {target}: {len(expr)} cells "
           f"({written / max(time.time() - t0, 1e-9):,.0f} cells/s)")
-    controls = prediction.draw_controls(exp, rng, n_controls)
+    pool = ds.cells_of(control)  # honest controls: a uniform sample of the real ones
+    controls = rng.choice(pool, size=n_controls, replace=n_controls > len(pool))
     for start in range(0, n_controls, 2048):
       rows = controls[start:start + 2048]
       writer.append(ds.log1p_rows(rows, genes=columns), _obs(control, len(rows), written))

@@ -20,6 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 import scipy.sparse.linalg
 
+from vccjax.data import targets as targets_lib
 from vccjax.errors import InputError
 
 
@@ -54,7 +55,7 @@ class PerturbationFeatures:
     """
     index = {g: i for i, g in enumerate(self.genes)}
     rows = []
-    for gene in target.split("+"):
+    for gene in targets_lib.genes_of(target):
       i = index.get(gene)
       if (i is None or not self.present[i].any()) and not allow_missing:
         raise InputError(where, f"no perturbation features for gene {gene!r} "
@@ -71,7 +72,8 @@ class PerturbationFeatures:
     """Which sources each target's genes have (for reports)."""
     index = {g: i for i, g in enumerate(self.genes)}
     return {t: [s for j, s in enumerate(self.sources)
-                if all(g in index and self.present[index[g], j] for g in t.split("+"))]
+                if all(g in index and self.present[index[g], j]
+                       for g in targets_lib.genes_of(t))]
             for t in targets}
 
 

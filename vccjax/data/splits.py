@@ -10,6 +10,7 @@ import dataclasses
 
 import numpy as np
 
+from vccjax.data import targets as targets_lib
 from vccjax.errors import InputError
 
 
@@ -76,7 +77,8 @@ def drop_leaky_combinations(train: list[str], *, held_out: list[str]) -> list[st
   doubles, on the other hand, keep their singles in training (the double-perturbation task).
   """
   held_singles = {t for t in held_out if "+" not in t}
-  return [t for t in train if "+" not in t or not held_singles & set(t.split("+"))]
+  return [t for t in train
+          if "+" not in t or not held_singles & set(targets_lib.genes_of(t))]
 
 
 def kfold_targets(targets: list[str], *, folds: int, seed: int = 0) -> list[list[str]]:

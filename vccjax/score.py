@@ -34,7 +34,7 @@ def load_summary(path: str, *, control_label: str):
   log1p = metrics.to_vcc_log1p(adata.X, where=f"{path} X", in_place=True)
   del adata
   summary = metrics.summarize(log1p_expr=log1p, targets=labels.target_gene,
-                              control_label=control_label, where=path)
+                              control_label=control_label, where=path, overwrite_input=True)
   return summary, labels.gene_names
 
 

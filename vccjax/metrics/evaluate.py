@@ -64,7 +64,7 @@ class FileSummary:
 
 
 def summarize(*, log1p_expr, targets, control_label: str = CONTROL_LABEL,
-              where: str = "expression") -> FileSummary:
+              where: str = "expression", overwrite_input: bool = False) -> FileSummary:
   """Pseudobulks and Wilcoxon tests of one file.
 
   Args:
@@ -72,6 +72,7 @@ def summarize(*, log1p_expr, targets, control_label: str = CONTROL_LABEL,
     targets: [cells] perturbation of each cell, `control_label` for controls.
     control_label: label of the control cells.
     where: name for error messages.
+    overwrite_input: a float32 CSR `log1p_expr` may be used as scratch memory (garbage after).
   """
   targets = np.asarray(targets).astype(str)
   if len(targets) != log1p_expr.shape[0]:
@@ -86,7 +87,8 @@ def summarize(*, log1p_expr, targets, control_label: str = CONTROL_LABEL,
     raise InputError(where, "no perturbed cells, only controls", "add perturbed cells")
   group = np.where(is_control, 0, np.searchsorted(np.array(perturbations), targets) + 1)
   n_groups = len(perturbations) + 1
-  sums = ranksum.rank_sums(log1p_expr=log1p_expr, group=group, n_groups=n_groups)
+  sums = ranksum.rank_sums(log1p_expr=log1p_expr, group=group, n_groups=n_groups,
+                           overwrite_input=overwrite_input)
   _, p_value = wilcoxon.mannwhitney_vs_control(sums=sums)
   means = sums.value_sums.T / sums.group_sizes[:, None]
   return FileSummary(perturbations, np.concatenate([means[1:], means[:1]]), p_value)

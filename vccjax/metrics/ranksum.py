@@ -52,28 +52,35 @@ class GroupRankSums:
   value_sums: np.ndarray
 
 
-def rank_sums(*, log1p_expr, group: np.ndarray, n_groups: int) -> GroupRankSums:
+def rank_sums(*, log1p_expr, group: np.ndarray, n_groups: int,
+              overwrite_input: bool = False) -> GroupRankSums:
   """Ranks every gene's nonzero values of all groups together.
 
-  Memory: about twice the matrix's nonzero values (keys, then keys regrouped by gene).
+  Memory: besides the input, its nonzero values regrouped by gene with their cells (8 bytes
+  each) and, unless `overwrite_input`, their sort keys (4 bytes each).
 
   Args:
     log1p_expr: [cells, genes] non-negative expression (dense or scipy sparse), float32.
     group: [cells] group of each cell: 0 for control, 1..n_groups-1 for perturbations, -1 to
       leave a cell out.
     n_groups: number of groups, control included.
+    overwrite_input: a float32 CSR input may be overwritten with the sort keys (its values are
+      garbage afterwards).
 
   Returns:
     GroupRankSums with [genes, n_groups] sums.
   """
   group = np.asarray(group, dtype=np.int64)
   keep = group >= 0
-  csr = sp.csr_matrix(log1p_expr, dtype=np.float32)
+  own_csr = sp.issparse(log1p_expr) and log1p_expr.format == "csr" and \
+      log1p_expr.dtype == np.float32
+  csr = log1p_expr if own_csr else sp.csr_matrix(log1p_expr, dtype=np.float32)
   if not keep.all():
     csr = csr[np.flatnonzero(keep)]
   # Enough bits that the all-ones label (padding) is no group.
   label_bits = int(n_groups).bit_length()
-  keys, base = _pack_keys(csr, group[keep], label_bits)
+  in_place = overwrite_input and csr is log1p_expr
+  keys, base = _pack_keys(csr, group[keep], label_bits, in_place=in_place)
   by_gene = sp.csr_matrix((keys, csr.indices, csr.indptr), shape=csr.shape).tocsc()
   del keys
   sums = [np.zeros((csr.shape[1], n_groups)) for _ in range(5)]
@@ -85,7 +92,7 @@ def rank_sums(*, log1p_expr, group: np.ndarray, n_groups: int) -> GroupRankSums:
   return GroupRankSums(sizes, *sums)
 
 
-def _pack_keys(csr, label, label_bits):
+def _pack_keys(csr, label, label_bits, *, in_place=False):
   """Sort keys of the nonzero values, CSR order: (value bits - base) << label_bits | group.
 
   Positive float32 bits order like the values. 32-bit keys (sorting ~2x faster) when the
@@ -101,16 +108,18 @@ def _pack_keys(csr, label, label_bits):
   base = int(positive.min().view(np.uint32)) if len(positive) else 0
   span = int(np.float32(high).view(np.uint32)) - base + 1
   dtype = np.uint32 if span < 2 ** (32 - label_bits) - 1 else np.uint64
-  keys = np.empty(len(bits), dtype)
+  # Each chunk's keys are made from its own values only, so they may take their place.
+  keys = bits if in_place and dtype == np.uint32 else np.empty(len(bits), dtype)
   for start in range(0, csr.shape[0], _ROWS_PER_CHUNK):
     stop = min(start + _ROWS_PER_CHUNK, csr.shape[0])
     lo, hi = csr.indptr[start], csr.indptr[stop]
+    zeros = csr.data[lo:hi] <= 0 if stored_zeros else None
     out = keys[lo:hi]
     np.subtract(bits[lo:hi], dtype(base), out=out, dtype=dtype, casting="unsafe")
     np.left_shift(out, dtype(label_bits), out=out)
     out |= np.repeat(label[start:stop].astype(dtype), np.diff(csr.indptr[start:stop + 1]))
     if stored_zeros:
-      out[csr.data[lo:hi] <= 0] = np.iinfo(dtype).max
+      out[zeros] = np.iinfo(dtype).max
   return keys, base
 
 

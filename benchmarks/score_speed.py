@@ -102,44 +102,49 @@ def warm_page_cache(*paths):
         pass
 
 
-def timed(cmd, env=None) -> tuple[float, float, str]:
-  """Runs `cmd`; returns (wall seconds, peak RSS GiB of the process tree's largest, stdout)."""
+def timed(cmd) -> tuple[dict, str]:
+  """Runs `cmd` under `/usr/bin/time -v`: ({wall_s, cpu_s, peak_gib}, stdout).
+
+  CPU seconds (user + system, all threads) are the fairer figure on a shared machine, where
+  the wall time depends on what else runs.
+  """
   t = time.time()
-  proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+  proc = subprocess.Popen(["/usr/bin/time", "-v", *cmd], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
   out, err = proc.communicate()
   wall = time.time() - t
   if proc.returncode:
     raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}):\n{err[-3000:]}")
-  peak = _peak_rss_gib(err)
-  return wall, peak, out
+  fields = dict(line.strip().rsplit(": ", 1) for line in err.splitlines()
+                if line.startswith("\t") and ": " in line)
+  return {"wall_s": wall,
+          "cpu_s": float(fields["User time (seconds)"]) + float(fields["System time (seconds)"]),
+          "peak_gib": int(fields["Maximum resident set size (kbytes)"]) / 2**20}, out
 
 
-def _peak_rss_gib(stderr: str) -> float:
-  for line in stderr.splitlines():
-    if "Maximum resident set size" in line:
-      return int(line.split(":")[1]) / 2**20
-  return float("nan")
-
-
-def run_ours(real, pred) -> tuple[float, float, dict]:
+def run_ours(real, pred) -> tuple[dict, dict]:
   # cell-eval 0.8's rules (per-perturbation FDR, no fold-change clip), so the scores compare.
   code = ("import json, sys; from vccjax import score; "
           "r = score.raw_file_scores(pred_path=sys.argv[1], real_path=sys.argv[2], "
           "fdr='per_perturbation', fold_change_clip=None); print(json.dumps(r.means()))")
-  wall, peak, out = timed(["/usr/bin/time", "-v", sys.executable, "-c", code, pred, real])
-  return wall, peak, json.loads(out.strip().splitlines()[-1])
+  cost, out = timed([sys.executable, "-c", code, pred, real])
+  return cost, json.loads(out.strip().splitlines()[-1])
 
 
-def run_cell_eval(real, pred, threads, venv) -> tuple[float, float, dict]:
+def run_cell_eval(real, pred, threads, venv) -> tuple[dict, dict]:
   outdir = tempfile.mkdtemp(prefix="ce08_")
-  cmd = ["/usr/bin/time", "-v", os.path.join(venv, "bin", "cell-eval"), "run", "-ap", pred,
-         "-ar", real, "--profile", "vcc", "--num-threads", str(threads), "-o", outdir]
-  wall, peak, _ = timed(cmd)
+  cost, _ = timed([os.path.join(venv, "bin", "cell-eval"), "run", "-ap", pred, "-ar", real,
+                    "--profile", "vcc", "--num-threads", str(threads), "-o", outdir])
   agg = pd.read_csv(os.path.join(outdir, "agg_results.csv")).set_index("statistic")
   means = {"des": float(agg.loc["mean", "overlap_at_N"]),
            "pds": float(agg.loc["mean", "discrimination_score_l1"]),
            "mae": float(agg.loc["mean", "mae"])}
-  return wall, peak, means
+  return cost, means
+
+
+def _line(name, cost, means):
+  return (f"{name:14}{cost['wall_s']:8.1f} s wall {cost['cpu_s']:8.1f} s CPU   peak RSS "
+          f"{cost['peak_gib']:5.2f} GiB   {means}")
 
 
 def main(argv=None):
@@ -159,16 +164,18 @@ def main(argv=None):
         f"controls x {args.genes} genes; load average {os.getloadavg()[0]:.1f}", flush=True)
   warm_page_cache(real, pred)
   ours = run_ours(real, pred)
-  print(f"vccjax:        {ours[0]:8.1f} s   peak RSS {ours[1]:5.2f} GiB   {ours[2]}", flush=True)
+  print(_line("vccjax", *ours), flush=True)
   if args.skip_cell_eval:
     return
   if not os.path.exists(os.path.join(args.ce_venv, "bin", "cell-eval")):
     sys.exit(f"no cell-eval in {args.ce_venv}: create it as .ci/run does, or --skip-cell-eval")
   warm_page_cache(real, pred)
   theirs = run_cell_eval(real, pred, args.threads, args.ce_venv)
-  print(f"cell-eval 0.8: {theirs[0]:8.1f} s   peak RSS {theirs[1]:5.2f} GiB   {theirs[2]}")
-  print(f"ratio (cell-eval / vccjax): {theirs[0] / ours[0]:.1f}x")
-  diff = {k: float(abs(ours[2][k] - theirs[2][k])) for k in ("des", "pds", "mae")}
+  print(_line("cell-eval 0.8", *theirs))
+  print(f"ratio (cell-eval / vccjax): wall {theirs[0]['wall_s'] / ours[0]['wall_s']:.1f}x, "
+        f"CPU {theirs[0]['cpu_s'] / ours[0]['cpu_s']:.1f}x; load average now "
+        f"{os.getloadavg()[0]:.1f}")
+  diff = {k: float(abs(ours[1][k] - theirs[1][k])) for k in ("des", "pds", "mae")}
   print(f"|difference| of the means (both with cell-eval 0.8's rules): {diff}")
 
 

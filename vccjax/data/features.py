@@ -13,6 +13,7 @@ source is explicit rather than a silent zero):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
 import numpy as np
@@ -47,13 +48,18 @@ class PerturbationFeatures:
   sources: list[str]
   present: np.ndarray
 
+  @functools.cached_property
+  def index(self) -> dict[str, int]:
+    """Gene -> row (built once)."""
+    return {g: i for i, g in enumerate(self.genes)}
+
   def rows(self, target: str, *, where: str = "target", allow_missing: bool = False) -> list[int]:
     """Feature rows of the gene(s) of a target (`A+B` -> two rows).
 
     A gene no source knows raises InputError, unless `allow_missing`: then its row holds zeros
     and all-False presence flags, which the model sees as "no information" (callers report it).
     """
-    index = {g: i for i, g in enumerate(self.genes)}
+    index = self.index
     rows = []
     for gene in targets_lib.genes_of(target):
       i = index.get(gene)
@@ -70,7 +76,7 @@ class PerturbationFeatures:
 
   def coverage(self, targets: list[str]) -> dict[str, list[str]]:
     """Which sources each target's genes have (for reports)."""
-    index = {g: i for i, g in enumerate(self.genes)}
+    index = self.index
     return {t: [s for j, s in enumerate(self.sources)
                 if all(g in index and self.present[index[g], j]
                        for g in targets_lib.genes_of(t))]

@@ -9,6 +9,12 @@ wall times, the ratio, each side's peak resident memory, and whether the three s
 
   python benchmarks/score_speed.py --cache-dir /tmp/vcc_speed            # full size
   python benchmarks/score_speed.py --genes 2000 --cells-per-pert 300     # a quick one
+
+Measured at full size (4.7e8 nonzero values per file) on the project's 2-vCPU VM while other
+jobs ran (load average 3-8): vccjax 111 s wall, 93 s CPU, 7.6 GiB peak; cell-eval 0.8.2 754 s
+wall, 886 s CPU, 15.8 GiB peak; 6.8x wall, 9.5x CPU, identical DES and PDS, MAE within 5e-10.
+(Generating the two files takes ~4 minutes once.) Our time: reading ~20%, regrouping the
+values by gene (SciPy's CSR-to-CSC) ~25%, sorting ~20%, the rank sums ~20%, scaling ~10%.
 """
 
 from __future__ import annotations

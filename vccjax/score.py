@@ -7,8 +7,8 @@
 Prints the raw, baseline and baseline-scaled DES, PDS and MAE and the overall score (cell-eval
 0.6.6 + pdex 0.1.27 rules by default). The baseline is the cell-mean baseline, either built here
 from a training file and a `pert_counts` table (as `cell-eval baseline` builds it) or read from
-a file `cell-eval baseline` wrote. Files are loaded, scaled and summarised one at a time, so the
-peak memory is about one file's. `--json` also writes a per-perturbation table.
+a file `cell-eval baseline` wrote. Files are loaded, scaled and summarised one at a time (peak
+memory: about twice one file's nonzero values). `--json` also writes a per-perturbation table.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def _check_genes(path, genes, reference, reference_path):
 
 
 def raw_file_scores(*, pred_path: str, real_path: str, control_label: str = io.CONTROL_LABEL,
-                    fdr: str = "global", fold_change_clip: float | None = 20.0) -> metrics.EvalResult:
+                    fdr: str = "global",
+                    fold_change_clip: float | None = 20.0) -> metrics.EvalResult:
   """DES, PDS and MAE of a prediction file against the real file (`cell-eval run`'s work)."""
   real, genes = load_summary(real_path, control_label=control_label)
   pred, pred_genes = load_summary(pred_path, control_label=control_label)

@@ -104,8 +104,8 @@ def test_baseline_and_overall_score_match_cell_eval(cases, tmp_path):
     for metric in ("des", "pds", "mae"):
       assert abs(ours["model"][metric] - ce["means"][metric]) < TOL
       assert abs(ours["baseline"][metric] - ce["baseline_means"][metric]) < TOL
-    ce_scaled = {"des": ce["scores"]["overlap_at_N"], "pds": ce["scores"]["discrimination_score_l1"],
-                 "mae": ce["scores"]["mae"]}
+    ce_scaled = {"des": ce["scores"]["overlap_at_N"],
+                 "pds": ce["scores"]["discrimination_score_l1"], "mae": ce["scores"]["mae"]}
     for metric, value in ce_scaled.items():
       assert abs(ours["scaled"][f"{metric}_scaled"] - value) < TOL
     assert abs(ours["overall"] / 100 - ce["scores"]["avg_score"]) < TOL

@@ -2,9 +2,10 @@
 
 A screen: perturbation `p` targets gene `G00p` (so PDS drops a real gene), shifts a quarter of
 the genes by log-normal fold changes and knocks its target down; the last `null_perts` are
-copies of the control cells (an empty true DE set, whatever the seed); counts are Poisson, so zeros and other ties abound. Screens with
-the same `design_seed` share perturbations and true effects; `effect_scale` exaggerates or
-shrinks them (a prediction with more DE genes than the truth).
+copies of the control cells (an empty true DE set, whatever the seed); counts are Poisson, so
+zeros and other ties abound. Screens with the same `design_seed` share perturbations and true
+effects; `effect_scale` exaggerates or shrinks them (a prediction with more DE genes than the
+truth).
 """
 
 import json

@@ -116,7 +116,8 @@ def compare(*, real: FileSummary, pred: FileSummary, gene_names: Sequence[str] |
                      "predict every real perturbation and no other")
   if real.pseudobulk.shape[1] != pred.pseudobulk.shape[1]:
     raise InputError("genes", f"{real.pseudobulk.shape[1]} real genes vs "
-                     f"{pred.pseudobulk.shape[1]} predicted", "use the same genes in the same order")
+                     f"{pred.pseudobulk.shape[1]} predicted",
+                     "use the same genes in the same order")
   per_row = fdr == "per_perturbation"
   real_fdr = fdr_lib.benjamini_hochberg(real.p_value, per_row=per_row)
   pred_fdr = fdr_lib.benjamini_hochberg(pred.p_value, per_row=per_row)

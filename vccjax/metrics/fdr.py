@@ -26,7 +26,8 @@ def benjamini_hochberg(p_values, *, per_row: bool = False) -> np.ndarray:
 
 @jax.jit
 def _bh_rows(p):
-  """p: [families, tests] -> adjusted, scipy's arithmetic: p * (m / i), cumulative min from the top."""
+  """p: [families, tests] -> adjusted; scipy's arithmetic: p * (m / i), then a cumulative
+  minimum from the largest p down."""
   m = p.shape[1]
   order = jnp.argsort(p, axis=1)
   ranked = jnp.take_along_axis(p, order, axis=1)

@@ -1,4 +1,4 @@
-"""Rank each gene's values across all groups at once: the sums a Wilcoxon test against control needs.
+"""Rank each gene's values over all groups at once: what a Wilcoxon test against control needs.
 
 The Wilcoxon rank-sum statistic of group `p` against the control group, and its tie correction,
 only depend on where `p`'s values fall among the control values and on runs of equal values. One

@@ -47,6 +47,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # detected in few cells get small changes (the Wilcoxon test has no power on them either).
   c.data.lfc_pseudocount = 1.0
   c.data.backed = "auto"
+  c.data.stream = False  # True: read each step's cells from X instead of densifying the inputs
   c.data.set_size = 64
   c.data.batch_size = 8
   c.data.max_genes_per_target = 1

@@ -76,6 +76,7 @@ class Experiment:
       raise InputError("config.data.path", "no data file", "set --config.data.path=FILE.h5ad")
     ds = dataset_lib.load_dataset(data_cfg.path, control_label=data_cfg.control_label,
                                   n_hvg=data_cfg.n_hvg, backed=data_cfg.backed,
+                                  stream=data_cfg.get("stream", False),
                                   lfc_pseudocount=data_cfg.lfc_pseudocount, verbose=verbose)
     split = splits.split_targets(
         ds.targets, test_targets=data_cfg.test_targets, val_targets=data_cfg.val_targets,

@@ -17,7 +17,12 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. con
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and plots.")
 _MULTIHOST = flags.DEFINE_bool(
     "multihost", None, "Call jax.distributed.initialize() (default: when the environment names "
-    "a coordinator, e.g. JAX_COORDINATOR_ADDRESS, SLURM or a Cloud TPU pod).")
+    "a coordinator, e.g. --coordinator, JAX_COORDINATOR_ADDRESS, SLURM or a Cloud TPU pod).")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator", None, "host:port of process 0 on a multi-process run where JAX cannot find it "
+    "(not SLURM, Open MPI or Cloud TPU); with --num_processes and --process_id.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's rank, 0 .. num_processes-1.")
 
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -27,7 +32,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax/jax INFO chatter drowns the progress lines
-  distributed.maybe_initialize(_MULTIHOST.value)
+  distributed.maybe_initialize(_MULTIHOST.value, coordinator=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (InputError, train.NonFiniteLossError) as e:

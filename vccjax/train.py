@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vccjax import checkpoint as checkpoint_lib
+from vccjax import distributed
 from vccjax import evaluate as evaluate_lib
 from vccjax import experiment as experiment_lib
 from vccjax import logbook
@@ -94,8 +95,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
   """Trains, evaluates on the validation (then test) targets and returns the final scores."""
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
-  config = synthetic_source.materialise(config, workdir)
   is_main = jax.process_index() == 0
+  # Process 0 writes the embedded synthetic file (the workdir is shared); the others reuse it.
+  if is_main:
+    config = synthetic_source.materialise(config, workdir)
+  distributed.barrier("synthetic data")
+  config = synthetic_source.materialise(config, workdir)
   log = print if is_main else (lambda *a, **k: None)
   if is_main:
     logbook.write_json_atomic(os.path.join(workdir, "config.json"), config.to_dict())
@@ -121,10 +126,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
     state = steps.TrainState(step=jnp.asarray(0), params=closed_form_params(exp, enc),
                              opt_state=())
   else:
-    state = _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, evaluators.get("val"), log)
+    state = _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, evaluators.get("val"), log,
+                   is_main=is_main)
     restored = ckpt.restore_best(state) if "val" in evaluators else None
     state = restored if restored is not None else state
-  final = {name: ev(predict_fn=predict_fn, params=state.params,
+  # Every process evaluates (deterministic: the same scores everywhere) on a local copy.
+  final = {name: ev(predict_fn=predict_fn, params=sharding.host_local(state.params),
                     write_dir=(os.path.join(workdir, f"{name}_cells")
                                if config.eval.write_cells and is_main else None))
            for name, ev in evaluators.items()}
@@ -134,12 +141,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
   return final
 
 
-def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log):
+def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, is_main):
   sampler = make_sampler(exp, config)
   target_rows = sampler_rows(exp, sampler)
+  # Every process draws the same global plan and reads only the sets its devices hold.
+  own_sets = sharding.process_sets(config.data.batch_size, mesh)
   optimizer = make_optimizer(config)
   init_key, key = jax.random.split(jax.random.key(config.seed))
-  example = to_train_batch(exp, enc, target_rows, sampler.sample(0))
+  # The same example on every process, so all compile the same init program.
+  example = to_train_batch(exp, enc, target_rows, sampler.sample(0, sets=slice(len(own_sets))))
   init = jax.jit(lambda k: steps.init_state(model=exp.model, optimizer=optimizer,
                                             example_inputs=example.inputs, key=k),
                  out_shardings=sharding.replicated(mesh))
@@ -149,7 +159,7 @@ def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log):
     state = restored
     log(f"[resume] from checkpoint at step {int(state.step)}")
   start = int(state.step)
-  metrics_log = logbook.MetricsLog(workdir, resume_step=start)
+  metrics_log = logbook.MetricsLog(workdir, resume_step=start) if is_main else _NoMetricsLog()
   train_step = steps.make_train_step(
       model=exp.model, optimizer=optimizer, in_genes=exp.in_genes,
       distribution=config.loss.distribution, distribution_weight=config.loss.distribution_weight,
@@ -159,7 +169,7 @@ def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log):
   progress = logbook.Progress(total_steps=total, first_step=start,
                               cells_per_step=config.data.batch_size * config.data.set_size)
   for step in range(start, total):
-    batch = to_train_batch(exp, enc, target_rows, sampler.sample(step))
+    batch = to_train_batch(exp, enc, target_rows, sampler.sample(step, sets=own_sets))
     state, metrics = train_step(state, sharding.put_batch(batch, mesh), key)
     done = step + 1
     if done % config.train.log_every == 0 or done == total:
@@ -173,16 +183,24 @@ def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log):
     evaluate_now = val_eval is not None and config.train.eval_every and (
         done % config.train.eval_every == 0 or done == total)
     if evaluate_now:
-      scores = val_eval(predict_fn=predict_fn, params=state.params)
+      scores = val_eval(predict_fn=predict_fn, params=sharding.host_local(state.params))
       metrics_log.write(done, **{f"val/{k}": v for k, v in scores.items() if k != "per_target"})
       log(f"[eval] step {done}: val overall {scores['overall']:.2f} (DES {scores['des']:.3f} "
           f"PDS {scores['pds']:.3f} MAE {scores['mae']:.4f})")
       ckpt.save(done, state, score=scores["overall"])
     elif done % config.train.checkpoint_every == 0 or done == total:
       ckpt.save(done, state)
-  plots.plot_training(logbook.MetricsLog.read(metrics_log.path),
-                      os.path.join(workdir, "training.png"))
+  if is_main:
+    plots.plot_training(logbook.MetricsLog.read(metrics_log.path),
+                        os.path.join(workdir, "training.png"))
   return state
+
+
+class _NoMetricsLog:
+  """The metrics log of processes other than 0: only process 0 writes to the workdir."""
+
+  def write(self, step: int, **values) -> None:
+    del step, values
 
 
 def _report(final: dict, workdir: str, log) -> None:

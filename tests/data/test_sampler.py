@@ -64,3 +64,26 @@ def test_only_the_given_cells_are_used(toy):
   assert set(used.astype(int)) <= set(allowed)
   with pytest.raises(ValueError, match="no cells"):
     _sampler(toy, cells=allowed, targets=["A", "B"])
+
+
+def test_process_blocks_of_the_plan_make_the_whole_batch(toy):
+  s = _sampler(toy)
+  whole = s.sample(4)
+  plan = s.plan(4)
+  blocks = [s.materialise(plan, sets=slice(i, i + 2)) for i in range(0, 8, 2)]
+  for field in ("control_expr", "pert_expr", "pert_mask", "target"):
+    np.testing.assert_array_equal(np.concatenate([getattr(b, field) for b in blocks]),
+                                  getattr(whole, field), err_msg=field)
+  picked = s.sample(4, sets=np.array([1, 6]))
+  np.testing.assert_array_equal(picked.pert_expr, whole.pert_expr[[1, 6]])
+  # The plan holds the cells whose expression the batch carries (row id = expression here).
+  np.testing.assert_array_equal(whole.control_expr[..., 0], plan.control_cells)
+  np.testing.assert_array_equal(whole.pert_expr[..., 0], plan.pert_cells)
+
+
+def test_plan_is_a_pure_function_of_seed_and_step(toy):
+  a, b = _sampler(toy).plan(9), _sampler(toy).plan(9)
+  np.testing.assert_array_equal(a.pert_cells, b.pert_cells)
+  np.testing.assert_array_equal(a.control_cells, b.control_cells)
+  other = _sampler(toy, seed=8).plan(9)
+  assert not np.array_equal(a.control_cells, other.control_cells)

@@ -4,7 +4,9 @@
 densified, and is read backed when it is large): the first finds each cell's total and the file's
 median total (the VCC scaling); the second accumulates per-gene log1p moments (for HVGs), the
 control mean of each context (batch x cell type) and each target's pseudobulk effect against its
-cells' own context controls. The HVG log1p matrix, the model's input, is then kept in memory.
+cells' own context controls. The HVG log1p matrix, the model's input, is then kept in memory,
+or, with `stream=True`, read from the file a few cells at a time when asked for
+(`streaming.StreamedExpression`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import scipy.sparse as sp
 
 from vccjax.data import io
 from vccjax.data import normalize
+from vccjax.data import streaming
 from vccjax.errors import InputError
 
 # Above this many stored values, X is read backed (on disk) rather than loaded (~1.6 GB CSR).
@@ -34,7 +37,8 @@ class PerturbDataset:
     totals: [cells] total counts per cell.
     target_sum: the file's median total (VCC scaling target).
     hvg: [n_hvg] indices of the model's input genes (sorted).
-    hvg_log1p: [cells, n_hvg] float32 VCC-scaled expression of the input genes.
+    hvg_log1p: [cells, n_hvg] float32 VCC-scaled expression of the input genes: a dense array,
+      or a `StreamedExpression` (indexed by cells like one) when loaded with `stream=True`.
     context: [cells] int context id (batch x cell type) per cell.
     context_names: [contexts] names of the contexts.
     control_mean: [contexts, genes] float32 mean log1p expression of each context's controls.
@@ -57,7 +61,7 @@ class PerturbDataset:
   totals: np.ndarray
   target_sum: float
   hvg: np.ndarray
-  hvg_log1p: np.ndarray
+  hvg_log1p: np.ndarray | streaming.StreamedExpression
   context: np.ndarray
   context_names: list[str]
   control_mean: np.ndarray
@@ -134,7 +138,7 @@ def _group_sums(chunk: sp.csr_matrix, groups: np.ndarray, n_groups: int) -> np.n
 
 
 def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int = 2000,
-                 backed: bool | str = "auto", chunk_size: int = 8192,
+                 backed: bool | str = "auto", stream: bool = False, chunk_size: int = 8192,
                  lfc_pseudocount: float = 1.0, verbose: bool = False) -> PerturbDataset:
   """Reads a VCC-layout file of raw counts and prepares it for training and evaluation.
 
@@ -144,6 +148,9 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
     n_hvg: number of highly variable genes for the model input (0 or >= genes: all genes).
       Targets measured in the panel are always included.
     backed: read X on disk (True), in memory (False) or decide by size ("auto").
+    stream: do not densify `hvg_log1p` (cells x n_hvg float32); read each request's cells from X
+      instead, keeping only the control cells' rows in memory. For files whose input-gene
+      matrix does not fit in memory; use with a backed X.
     chunk_size: rows per streaming chunk (bounds memory).
     lfc_pseudocount: added to mean normalised counts (UMIs at the median depth) before the log
       fold changes `target_lfc`, so that rarely detected genes get small, not noisy, changes.
@@ -190,9 +197,14 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
   measured_targets = [gene_pos[g] for t in targets for g in t.split("+") if g in gene_pos]
   hvg = normalize.select_hvg(moments.mean, moments.var, n_hvg if n_hvg > 0 else adata.n_vars,
                              always_include=np.array(measured_targets, dtype=np.int64))
-  hvg_log1p = _hvg_matrix(adata, hvg, totals, target_sum, chunk_size)
+  if stream:
+    hvg_log1p = streaming.StreamedExpression(adata=adata, genes=hvg, totals=totals,
+                                             target_sum=target_sum,
+                                             cached_cells=np.flatnonzero(is_control))
+  else:
+    hvg_log1p = _hvg_matrix(adata, hvg, totals, target_sum, chunk_size)
   log(f"[data] median total {target_sum:,.0f} UMI, {len(hvg)} input genes, "
-      f"{len(context_names)} contexts")
+      f"{len(context_names)} contexts" + (", input genes streamed" if stream else ""))
   return PerturbDataset(
       path=path, adata=adata, labels=labels, totals=totals, target_sum=target_sum, hvg=hvg,
       hvg_log1p=hvg_log1p, context=context, context_names=context_names,

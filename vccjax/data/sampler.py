@@ -4,6 +4,11 @@ Controls are matched to the perturbed cells' contexts (batch x cell type): for e
 cell drawn, a control of the same context is drawn, so the model never learns batch shifts as
 perturbation effects. A target with fewer than S cells fills its set and masks the padding.
 Batches are a pure function of (seed, step), so a resumed run sees exactly the same data.
+
+A batch is made in two parts: `plan(step)` draws which cells form which set (indices only, cheap)
+and `materialise(plan, sets=...)` reads the expression of some of its sets. On several hosts every
+process draws the same global plan and reads only its own sets, so together they train on the
+batch one process would have drawn.
 """
 
 from __future__ import annotations
@@ -11,6 +16,22 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class SetPlan:
+  """Which cells form which set in one batch (NumPy indices, no expression).
+
+  Attributes:
+    control_cells: [B, S] int64 row of each set's control cells.
+    pert_cells: [B, S] int64 row of each set's perturbed cells (padding repeats real cells).
+    pert_mask: [B, S] True where `pert_cells` holds a real cell (not padding).
+    target: [B] int32 index of each set's target in the sampler's target list.
+  """
+  control_cells: np.ndarray
+  pert_cells: np.ndarray
+  pert_mask: np.ndarray
+  target: np.ndarray
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,10 +110,22 @@ class SetSampler:
       mask = np.arange(s) < len(members)
     return self.matched_controls(rng, pert), pert, mask
 
-  def sample(self, step: int) -> SetBatch:
+  def plan(self, step: int) -> SetPlan:
+    """The global batch of `step` as cell indices: a pure function of (seed, step)."""
     rng = np.random.default_rng([self.seed, step])
     target = rng.integers(0, len(self.targets), size=self.batch_size)
     ctrl, pert, mask = zip(*(self.draw_set(rng, t) for t in target))
-    ctrl, pert = np.stack(ctrl), np.stack(pert)
-    return SetBatch(control_expr=self.expr[ctrl], pert_expr=self.expr[pert],
-                    pert_mask=np.stack(mask), target=target.astype(np.int32))
+    return SetPlan(control_cells=np.stack(ctrl), pert_cells=np.stack(pert),
+                   pert_mask=np.stack(mask), target=target.astype(np.int32))
+
+  def materialise(self, plan: SetPlan, *, sets=slice(None)) -> SetBatch:
+    """Expression of the sets `sets` of `plan` (a slice or index array over its B sets)."""
+    ctrl, pert = plan.control_cells[sets], plan.pert_cells[sets]
+    # One read for both halves: a streamed source then makes one sorted pass over the file.
+    expr = self.expr[np.stack([ctrl, pert])]
+    return SetBatch(control_expr=expr[0], pert_expr=expr[1], pert_mask=plan.pert_mask[sets],
+                    target=plan.target[sets])
+
+  def sample(self, step: int, *, sets=slice(None)) -> SetBatch:
+    """Batch `step` (all B sets, or only `sets` of them, e.g. this process's block)."""
+    return self.materialise(self.plan(step), sets=sets)

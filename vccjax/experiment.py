@@ -7,7 +7,6 @@ they all see the same input genes, features and target encodings.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import NamedTuple
 
 import numpy as np
@@ -135,35 +134,46 @@ class Experiment:
         out.pert_gene_mask[i, j] = True
         out.target_out_pos[i, j] = index.get(gene, -1)
     if with_prior and self.prior:
-      for i, target in enumerate(targets):
-        out.prior_lfc[i] = self._prior_of(target, feats, allow_missing)
+      self._fill_priors(targets, out)
     return out
 
-  def _prior_of(self, target: str, feats, allow_missing: bool) -> np.ndarray:
-    """Ridge prior of a single (leave-one-out if it trained); sum of singles for a combination.
+  def _fill_priors(self, targets: list[str], enc: TargetEncoding) -> None:
+    """Writes each target's prior into `enc.prior_lfc` (ridge predictions in one batch).
 
-    A combination's single that trained contributes its measured fold changes (the additive
-    model, which the literature finds hard to beat on doubles); any other gene its ridge prior.
-    A target tied to a cell type ('A@T98G') gets the mean of the same perturbation measured in
-    the other cell types when any trained (transfer to a new cell type).
+    A single gets its ridge prior (leave-one-out if it trained). A combination gets the sum of
+    its singles: the measured fold changes of a single that trained (the additive model, which
+    the literature finds hard to beat on doubles), the ridge prior of any other. A target tied to
+    a cell type ('A@T98G') gets the mean of the same perturbation measured in the other cell
+    types when any trained (transfer to a new cell type).
     """
     predict, loo = self.prior
-    if targets_lib.cell_type_of(target) is not None:
-      same = [t for t in loo if t != target and
-              t.split(targets_lib.CELL_TYPE_SEP)[0] == target.split(targets_lib.CELL_TYPE_SEP)[0]]
-      if same:
-        return np.mean([self.dataset.target_lfc[self.dataset.targets.index(t)] for t in same], 0)
-    genes = targets_lib.genes_of(target)
-    if len(genes) == 1 and target in loo:
-      return loo[target]
-    total = np.zeros(self.dataset.n_genes, np.float32)
-    for gene in genes:
-      if len(genes) > 1 and gene in loo:
-        total += self.dataset.target_lfc[self.dataset.targets.index(gene)]
-      else:
-        single = self.encode([gene], feats=feats, allow_missing=allow_missing, with_prior=False)
-        total += predict(pooled_features(single))[0]
-    return total
+    row = {t: i for i, t in enumerate(self.dataset.targets)}
+    pooled = pooled_features(enc)
+    to_predict = []  # (target index, feature vector)
+    for i, target in enumerate(targets):
+      perturbation = target.split(targets_lib.CELL_TYPE_SEP)[0]
+      if targets_lib.cell_type_of(target) is not None:
+        same = [t for t in loo if t != target and t.split(targets_lib.CELL_TYPE_SEP)[0] ==
+                perturbation]
+        if same:
+          enc.prior_lfc[i] = np.mean([self.dataset.target_lfc[row[t]] for t in same], axis=0)
+          continue
+      genes = targets_lib.genes_of(target)
+      if len(genes) == 1:
+        if target in loo:
+          enc.prior_lfc[i] = loo[target]
+        else:
+          to_predict.append((i, pooled[i]))
+        continue
+      for j, gene in enumerate(genes):
+        if gene in loo:
+          enc.prior_lfc[i] += self.dataset.target_lfc[row[gene]]
+        else:
+          to_predict.append((i, enc.pert_genes[i, j]))
+    if to_predict:
+      predicted = predict(np.stack([v for _, v in to_predict]))
+      for (i, _), p in zip(to_predict, predicted):
+        enc.prior_lfc[i] += p
 
 
 def pooled_features(enc: TargetEncoding) -> np.ndarray:
@@ -178,6 +188,3 @@ def model_inputs(control_expr: np.ndarray, control_mask: np.ndarray, enc: Target
                      pert_genes=enc.pert_genes[rows], pert_gene_mask=enc.pert_gene_mask[rows],
                      target_out_pos=enc.target_out_pos[rows], prior_lfc=enc.prior_lfc[rows])
 
-
-def resolve_path(path: str) -> str:
-  return os.path.abspath(os.path.expanduser(path)) if path else path

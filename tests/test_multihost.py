@@ -75,11 +75,8 @@ def _records(workdir) -> list[dict]:
 
 @pytest.mark.slow
 def test_two_processes_train_the_single_process_model(tmp_path):
-  from vccjax.data import synthetic
-  data = tmp_path / "tiny.h5ad"
-  synthetic.write_synthetic(str(data), n_cells=800, n_genes=120, n_targets=6, n_batches=2,
-                            median_umi=2000, seed=1, workers=1)
-  args = ARGS + [f"--config.data.path={data}"]
+  # No data path: the embedded synthetic screen, which process 0 writes and the other reuses.
+  args = list(ARGS)
   single, multi = tmp_path / "single", tmp_path / "multi"
   port = _free_port()
   # All three at once: compiling dominates and overlaps on 2 cores.
@@ -89,6 +86,7 @@ def test_two_processes_train_the_single_process_model(tmp_path):
   procs.append(_start(args + [f"--workdir={single}"], devices=4))
   outs = _wait_all(procs)
   assert "val " in outs[0] and "val " not in outs[1], "only process 0 prints the score table"
+  assert "writing synthetic" in outs[0] and "writing synthetic" not in outs[1]
 
   a, b = _params(single), _params(multi)
   assert a.keys() == b.keys()
@@ -106,3 +104,4 @@ def test_two_processes_train_the_single_process_model(tmp_path):
         np.testing.assert_allclose(rb[key], ra[key], rtol=1e-4, err_msg=f"{key} {ra['step']}")
   for name in ("config.json", "results.json", "training.png"):
     assert (multi / name).exists(), name
+  assert len(list(multi.glob("synthetic_*.h5ad"))) == 1

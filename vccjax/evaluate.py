@@ -29,16 +29,18 @@ class VccEvaluator:
     max_control_cells: cap on control cells on each side.
     fdr: "global" (VCC 2025) or "per_perturbation".
     seed: seed of the cell subsampling and of the controls the predictions start from.
+    exclude_cells: cells never scored (few-shot cells given to training).
   """
 
   def __init__(self, exp, targets, *, max_cells_per_target: int = 1000,
-               max_control_cells: int = 2000, fdr: str = "global", seed: int = 0):
+               max_control_cells: int = 2000, fdr: str = "global", seed: int = 0,
+               exclude_cells=()):
     ds = exp.dataset
     self.exp, self.targets, self.fdr, self.seed = exp, list(targets), fdr, seed
     rng = np.random.default_rng([seed, 1])
     cells, labels = [], []
     for t in self.targets:
-      own = ds.cells_of(t)
+      own = np.setdiff1d(ds.cells_of(t), exclude_cells)
       own = rng.choice(own, size=min(len(own), max_cells_per_target), replace=False)
       cells.append(np.sort(own))
       labels += [t] * len(own)

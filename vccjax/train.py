@@ -34,10 +34,26 @@ class NonFiniteLossError(RuntimeError):
   pass
 
 
+def few_shot_given(exp, config) -> np.ndarray:
+  """The cells of held-out targets given to training (config.data.few_shot_cells per target)."""
+  return splits.few_shot_cells(exp.dataset.labels.target_gene, exp.split.val + exp.split.test,
+                               n_cells=config.data.few_shot_cells, seed=config.data.split_seed)
+
+
+def training_lfc(exp, config) -> np.ndarray:
+  """[targets, genes] the pseudobulk targets of training: each target's fold changes, except
+  that a few-shot target's come from its given cells only (its other cells are held out)."""
+  ds = exp.dataset
+  table = ds.target_lfc.copy()
+  given = few_shot_given(exp, config)
+  for target in sorted(set(ds.labels.target_gene[given])):
+    table[ds.targets.index(target)] = ds.cells_lfc(given[ds.labels.target_gene[given] == target])
+  return table
+
+
 def make_sampler(exp, config) -> sampler_lib.SetSampler:
   ds, split = exp.dataset, exp.split
-  given = splits.few_shot_cells(ds.labels.target_gene, split.val + split.test,
-                                n_cells=config.data.few_shot_cells, seed=config.data.split_seed)
+  given = few_shot_given(exp, config)
   cells = splits.training_cells(ds.labels.target_gene, split, control_label=ds.control_label,
                                 given=given)
   few_shot_targets = sorted(set(ds.labels.target_gene[given])) if len(given) else []
@@ -68,14 +84,17 @@ def abstract_state(exp, config, enc) -> steps.TrainState:
       jax.random.key(0))
 
 
-def to_train_batch(exp, enc, target_rows, set_batch) -> steps.TrainBatch:
-  """SetBatch (targets as rows of `enc`) -> TrainBatch of NumPy arrays."""
+def to_train_batch(exp, enc, target_rows, set_batch, lfc=None) -> steps.TrainBatch:
+  """SetBatch (targets as rows of `enc`) -> TrainBatch of NumPy arrays.
+
+  lfc: [targets, genes] pseudobulk targets (`training_lfc`; default: every target's own).
+  """
   rows = target_rows[set_batch.target]
   control_mask = np.ones(set_batch.control_expr.shape[:2], bool)
   inputs = experiment_lib.model_inputs(set_batch.control_expr, control_mask, enc, rows)
   return steps.TrainBatch(inputs=inputs, pert_expr=set_batch.pert_expr,
                           pert_mask=set_batch.pert_mask,
-                          lfc=exp.dataset.target_lfc[rows])
+                          lfc=(exp.dataset.target_lfc if lfc is None else lfc)[rows])
 
 
 def closed_form_params(exp, enc) -> dict:
@@ -119,7 +138,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   predict_fn = steps.make_predict_step(exp.model)
   evaluators = {name: evaluate_lib.VccEvaluator(
       exp, targets, max_cells_per_target=config.eval.max_cells_per_target,
-      max_control_cells=config.eval.max_control_cells, fdr=config.eval.fdr, seed=config.seed)
+      max_control_cells=config.eval.max_control_cells, fdr=config.eval.fdr, seed=config.seed,
+      exclude_cells=few_shot_given(exp, config))
       for name, targets in (("val", exp.split.val), ("test", exp.split.test)) if targets}
   ckpt = checkpoint_lib.Checkpoints(workdir, keep=config.train.keep_checkpoints)
   if config.model.name in CLOSED_FORM:
@@ -144,6 +164,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
 def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, is_main):
   sampler = make_sampler(exp, config)
   target_rows = sampler_rows(exp, sampler)
+  lfc = training_lfc(exp, config)
   # Every process draws the same global plan and reads only the sets its devices hold.
   own_sets = sharding.process_sets(config.data.batch_size, mesh)
   optimizer = make_optimizer(config)
@@ -169,7 +190,7 @@ def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, 
   progress = logbook.Progress(total_steps=total, first_step=start,
                               cells_per_step=config.data.batch_size * config.data.set_size)
   for step in range(start, total):
-    batch = to_train_batch(exp, enc, target_rows, sampler.sample(step, sets=own_sets))
+    batch = to_train_batch(exp, enc, target_rows, sampler.sample(step, sets=own_sets), lfc=lfc)
     state, metrics = train_step(state, sharding.put_batch(batch, mesh), key)
     done = step + 1
     if done % config.train.log_every == 0 or done == total:

@@ -72,3 +72,9 @@ def test_contexts_combine_batch_and_cell_type():
   assert sorted(ds.context_names) == ["A172", "T98G", "U87MG"]
   ds = dataset.load_dataset(shared("datlinger17_jurkat.h5ad"))
   assert sorted(ds.context_names) == ["stimulated|Jurkat", "unstimulated|Jurkat"]
+
+
+def test_cells_lfc_of_all_a_targets_cells_is_its_lfc(h1):
+  for i, t in enumerate(h1.targets):
+    np.testing.assert_allclose(h1.cells_lfc(h1.cells_of(t)), h1.target_lfc[i], rtol=1e-4,
+                               atol=1e-5)

@@ -75,6 +75,7 @@ class PerturbDataset:
   context_control_counts: np.ndarray
   gene_mean: np.ndarray
   gene_var: np.ndarray
+  lfc_pseudocount: float = 1.0
 
   @property
   def gene_names(self) -> np.ndarray:
@@ -100,6 +101,19 @@ class PerturbDataset:
     if genes is not None:
       expr = expr[:, genes]
     return expr.toarray()
+
+  def cells_lfc(self, cells: np.ndarray) -> np.ndarray:
+    """[genes] log fold change of some perturbed cells, as `target_lfc` (few-shot targets).
+
+    Mean normalised counts of `cells` against the controls of their contexts, in the cells'
+    context proportions, with the same pseudocount.
+    """
+    cells = np.asarray(cells, dtype=np.int64)
+    counts = self.count_rows(cells) / (self.totals[cells] / self.target_sum)[:, None]
+    share = np.bincount(self.context[cells], minlength=len(self.context_names)) / len(cells)
+    matched = share @ self.context_control_counts
+    return np.log((counts.mean(0) + self.lfc_pseudocount) /
+                  (matched + self.lfc_pseudocount)).astype(np.float32)
 
   def count_rows(self, rows: np.ndarray) -> np.ndarray:
     """Raw counts of cells `rows`: [len(rows), genes] dense float64."""
@@ -218,7 +232,7 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
       context_control_counts=context_control_counts.astype(np.float32),
       control_counts=(count_sums[len(targets):].sum(0) / max(counts[len(targets):].sum(), 1)
                       ).astype(np.float32),
-      gene_mean=moments.mean, gene_var=moments.var)
+      gene_mean=moments.mean, gene_var=moments.var, lfc_pseudocount=lfc_pseudocount)
 
 
 def _stored_values(adata) -> int:

@@ -27,7 +27,6 @@ Measured on the 2-core development VM (shared, figures +-20%), 200,000 x 18,080 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import resource
@@ -40,15 +39,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from vccjax import config_file  # noqa: E402
 from vccjax.data import dataset, sampler, synthetic  # noqa: E402
-
-
-def load_config(variant: str):
-  spec = importlib.util.spec_from_file_location("set_tx", os.path.join(ROOT, "configs",
-                                                                        "set_tx.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
 
 
 def peak_rss_gib() -> float:
@@ -65,7 +57,7 @@ def drop_page_cache(path: str) -> None:
 
 def time_mode(*, data: str, stream: bool, steps: int, cold: bool) -> dict:
   """Loads `data` in one mode and times the vcc sampler: one JSON-able dict of figures."""
-  config = load_config("vcc")
+  config = config_file.load_config(variant="vcc")
   t0 = time.perf_counter()
   ds = dataset.load_dataset(data, n_hvg=config.data.n_hvg, backed=True, stream=stream)
   load_s = time.perf_counter() - t0

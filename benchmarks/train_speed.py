@@ -13,7 +13,6 @@ present): `JAX_PLATFORMS=cpu` forces the CPU.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import resource
 import sys
@@ -26,16 +25,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from vccjax import models, sharding, steps  # noqa: E402
+from vccjax import config_file, models, sharding, steps  # noqa: E402
 from vccjax.models import ModelInputs  # noqa: E402
-
-
-def load_config(variant: str):
-  spec = importlib.util.spec_from_file_location("set_tx", os.path.join(ROOT, "configs",
-                                                                        "set_tx.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant)
 
 
 def peak_rss_gib() -> float:
@@ -131,7 +122,7 @@ def main():
   p.add_argument("--targets", type=int, default=50)
   p.add_argument("--cells-per-target", type=int, default=1000)
   args = p.parse_args()
-  config = load_config(args.variant)
+  config = config_file.load_config(variant=args.variant)
   print(f"devices: {jax.devices()}; variant {args.variant}: set {config.data.set_size} x batch "
         f"{config.data.batch_size}, hidden {config.model.hidden}, {config.model.layers} layers")
   if args.data:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import importlib.util
 import json
 import os
 import re
@@ -42,6 +41,7 @@ if __package__ in (None, ""):  # run as `python launch/sweep.py`: make `launch` 
 
 from launch import results  # noqa: E402
 from launch import runners  # noqa: E402
+from vccjax import config_file  # noqa: E402
 from vccjax.errors import InputError, cli_exit_on_input_error  # noqa: E402
 
 MANIFEST = results.MANIFEST
@@ -66,16 +66,6 @@ class Run:
   def command(self) -> str:
     return shlex.join(self.argv)
 
-
-def load_config_module(config_arg: str):
-  """The Python module of `path[:variant]` (for its `get_config` and `sweep_*` functions)."""
-  path = config_arg.split(":", 1)[0]
-  if not os.path.isfile(path):
-    raise InputError(path, "config file not found", "pass e.g. --config=configs/set_tx.py:demo")
-  spec = importlib.util.spec_from_file_location("sweep_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 def sweep_points(module, name: str, *, where: str) -> list[dict]:
@@ -144,7 +134,7 @@ def check_overrides(config_arg: str, overrides: dict) -> None:
 def _build_config(config_arg: str):
   path, _, variant = config_arg.partition(":")
   try:
-    return load_config_module(path).get_config(variant or None)
+    return config_file.load_module(path).get_config(variant or None)
   except ValueError as e:
     raise InputError(config_arg, str(e)) from None
 
@@ -169,7 +159,7 @@ def run_name(index: int, point: dict) -> str:
 
 def expand(*, config_arg: str, sweep: str, root: str, fixed: dict) -> list[Run]:
   """The runs of sweep `sweep` in `config_arg`'s file, every one checked against the config."""
-  module = load_config_module(config_arg)
+  module = config_file.load_module(config_arg)
   runs = []
   for i, point in enumerate(sweep_points(module, sweep, where=config_arg.split(":")[0])):
     point = {k: format_value(k, v) for k, v in point.items()}

@@ -134,7 +134,7 @@ def check_overrides(config_arg: str, overrides: dict) -> None:
 def _build_config(config_arg: str):
   path, _, variant = config_arg.partition(":")
   try:
-    return config_file.load_module(path).get_config(variant or None)
+    return config_file.config_module(path).get_config(variant or None)
   except ValueError as e:
     raise InputError(config_arg, str(e)) from None
 
@@ -159,7 +159,7 @@ def run_name(index: int, point: dict) -> str:
 
 def expand(*, config_arg: str, sweep: str, root: str, fixed: dict) -> list[Run]:
   """The runs of sweep `sweep` in `config_arg`'s file, every one checked against the config."""
-  module = config_file.load_module(config_arg)
+  module = config_file.config_module(config_arg)
   runs = []
   for i, point in enumerate(sweep_points(module, sweep, where=config_arg.split(":")[0])):
     point = {k: format_value(k, v) for k, v in point.items()}

@@ -11,7 +11,7 @@ DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__
                               "configs", "set_tx.py")
 
 
-def load_module(spec: str = DEFAULT_CONFIG):
+def config_module(spec: str = DEFAULT_CONFIG):
   """The Python module of `path[:variant]` (its `get_config` and `sweep_*` functions)."""
   path = spec.split(":", 1)[0]
   if not os.path.isfile(path):
@@ -26,4 +26,4 @@ def load_module(spec: str = DEFAULT_CONFIG):
 def load_config(spec: str = DEFAULT_CONFIG, variant: str | None = None):
   """`get_config(variant)` of a config file; the variant may also follow the path (`p:v`)."""
   path, _, in_spec = spec.partition(":")
-  return load_module(path).get_config(variant or in_spec or None)
+  return config_module(path).get_config(variant or in_spec or None)

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import CONFIG, REPO, shared
 from vccjax.data import dataset, sampler, streaming, synthetic
+from vccjax.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +63,8 @@ def _restore(path, **storage):
       f["X"].create_dataset(name, data=values, **storage)
 
 
-@pytest.mark.parametrize("layout, direct", [
-    ("writer", True), ("contiguous", True), ("chunks_of_5", True), ("gzip", False)])
-def test_every_storage_layout_reads_the_dense_rows(synthetic_file, tmp_path, layout, direct):
+@pytest.mark.parametrize("layout", ["writer", "contiguous", "chunks_of_5", "gzip"])
+def test_every_storage_layout_reads_the_dense_rows(synthetic_file, tmp_path, layout):
   path = tmp_path / "copy.h5ad"
   shutil.copy(synthetic_file, path)
   storage = {"writer": None, "contiguous": {"chunks": None}, "chunks_of_5": {"chunks": (5,)},
@@ -73,10 +73,28 @@ def test_every_storage_layout_reads_the_dense_rows(synthetic_file, tmp_path, lay
     _restore(path, **storage)
   x = dataset.load_dataset(path, n_hvg=60, backed=True).hvg_log1p
   s = dataset.load_dataset(path, n_hvg=60, backed=True, stream=True).hvg_log1p
-  assert (s._stored is not None) == direct  # uncompressed storage is read without h5py
   cells = np.random.default_rng(1).integers(0, len(x), size=400)
   np.testing.assert_array_equal(s[cells], x[cells])
   np.testing.assert_array_equal(np.asarray(s), x)
+
+
+def test_the_rows_file_leaves_nothing_behind_and_is_read_in_runs(synthetic_file, tmp_path,
+                                                                   monkeypatch):
+  x = dataset.load_dataset(synthetic_file, n_hvg=60, backed=True).hvg_log1p
+  s = dataset.load_dataset(synthetic_file, n_hvg=60, backed=True, stream=True,
+                           stream_dir=str(tmp_path)).hvg_log1p
+  assert not os.listdir(tmp_path)  # unlinked at once: gone with the process, even after a crash
+  monkeypatch.setattr(streaming, "_IOV_MAX", 3)  # long runs of adjacent cells take several calls
+  cells = np.r_[np.arange(100, 140), np.arange(100, 110), [5, 699, 0, 6]]
+  np.testing.assert_array_equal(s[cells], x[cells])
+  np.testing.assert_array_equal(np.asarray(s), x)
+
+
+def test_a_full_disk_is_an_input_error(synthetic_file, tmp_path, monkeypatch):
+  monkeypatch.setattr(streaming.shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(1, 1, 0))
+  with pytest.raises(InputError, match="TMPDIR"):
+    dataset.load_dataset(synthetic_file, n_hvg=60, backed=True, stream=True,
+                         stream_dir=str(tmp_path))
 
 
 def test_only_the_control_cells_are_kept_in_memory(streamed):

@@ -1,12 +1,12 @@
 """A VCC-layout file prepared for training: scaling, HVGs, groups, pseudobulk effects.
 
-`load_dataset` makes two streaming passes over the counts (so a 220k x 18,080 file never has to be
-densified, and is read backed when it is large): the first finds each cell's total and the file's
+`load_dataset` makes three streaming passes over the counts (so a 220k x 18,080 file never has to
+be densified, and is read backed when it is large): the first finds each cell's total and the file's
 median total (the VCC scaling); the second accumulates per-gene log1p moments (for HVGs), the
 control mean of each context (batch x cell type) and each target's pseudobulk effect against its
-cells' own context controls. The HVG log1p matrix, the model's input, is then kept in memory,
-or, with `stream=True`, read from the file a few cells at a time when asked for
-(`streaming.StreamedExpression`).
+cells' own context controls. The third computes the HVG log1p matrix, the model's input, and
+keeps it in memory, or, with `stream=True`, writes it to a file on local disk whose rows are read
+a few cells at a time when asked for (`streaming.StreamedExpression`).
 """
 
 from __future__ import annotations
@@ -152,7 +152,8 @@ def _group_sums(chunk: sp.csr_matrix, groups: np.ndarray, n_groups: int) -> np.n
 
 
 def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int = 2000,
-                 backed: bool | str = "auto", stream: bool = False, chunk_size: int = 8192,
+                 backed: bool | str = "auto", stream: bool = False,
+                 stream_dir: str | None = None, chunk_size: int = 8192,
                  lfc_pseudocount: float = 1.0, verbose: bool = False) -> PerturbDataset:
   """Reads a VCC-layout file of raw counts and prepares it for training and evaluation.
 
@@ -162,9 +163,12 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
     n_hvg: number of highly variable genes for the model input (0 or >= genes: all genes).
       Targets measured in the panel are always included.
     backed: read X on disk (True), in memory (False) or decide by size ("auto").
-    stream: do not densify `hvg_log1p` (cells x n_hvg float32); read each request's cells from X
-      instead, keeping only the control cells' rows in memory. For files whose input-gene
-      matrix does not fit in memory; use with a backed X.
+    stream: do not keep `hvg_log1p` (cells x n_hvg float32) in memory: write it once to a
+      temporary file on local disk and read each request's cells from there, keeping only the
+      control cells' rows in memory. For files whose input-gene matrix does not fit in memory;
+      use with a backed X.
+    stream_dir: directory of that file (local disk with cells x n_hvg x 4 bytes free; default
+      `$TMPDIR`).
     chunk_size: rows per streaming chunk (bounds memory).
     lfc_pseudocount: added to mean normalised counts (UMIs at the median depth) before the log
       fold changes `target_lfc`, so that rarely detected genes get small, not noisy, changes.
@@ -211,12 +215,15 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
   measured_targets = [gene_pos[g] for t in targets for g in t.split("+") if g in gene_pos]
   hvg = normalize.select_hvg(moments.mean, moments.var, n_hvg if n_hvg > 0 else adata.n_vars,
                              always_include=np.array(measured_targets, dtype=np.int64))
+  blocks = _hvg_blocks(adata, hvg, totals, target_sum, chunk_size)
   if stream:
-    hvg_log1p = streaming.StreamedExpression(adata=adata, genes=hvg, totals=totals,
-                                             target_sum=target_sum,
-                                             cached_cells=np.flatnonzero(is_control))
+    hvg_log1p = streaming.StreamedExpression.write(
+        blocks=blocks, shape=(adata.n_obs, len(hvg)), cached_cells=np.flatnonzero(is_control),
+        directory=stream_dir)
   else:
-    hvg_log1p = _hvg_matrix(adata, hvg, totals, target_sum, chunk_size)
+    hvg_log1p = np.empty((adata.n_obs, len(hvg)), np.float32)
+    for rows, values in blocks:
+      hvg_log1p[rows] = values
   log(f"[data] median total {target_sum:,.0f} UMI, {len(hvg)} input genes, "
       f"{len(context_names)} contexts" + (", input genes streamed" if stream else ""))
   return PerturbDataset(
@@ -284,12 +291,10 @@ def _matched_effect(sums, counts, cells_per_context, *, prior_cells: float = 25.
   return control_mean, effect
 
 
-def _hvg_matrix(adata, hvg, totals, target_sum, chunk_size) -> np.ndarray:
-  out = np.empty((adata.n_obs, len(hvg)), np.float32)
+def _hvg_blocks(adata, hvg, totals, target_sum, chunk_size):
+  """(rows, [chunk, n_hvg] float32 VCC-scaled input-gene expression) per row chunk, in order."""
   for start, chunk in io.iter_row_chunks(adata, chunk_size):
     rows = slice(start, start + chunk.shape[0])
-    sub = chunk[:, hvg]
     # Scale with each cell's total over all genes, then keep the input genes.
-    expr = normalize.log1p_normalize(sub, target_sum=target_sum, totals=totals[rows])
-    out[rows] = expr.toarray()
-  return out
+    expr = normalize.log1p_normalize(chunk[:, hvg], target_sum=target_sum, totals=totals[rows])
+    yield rows, expr.toarray()

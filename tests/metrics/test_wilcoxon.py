@@ -6,6 +6,7 @@ import scipy.sparse as sp
 import scipy.stats
 
 from vccjax import metrics
+from vccjax.metrics import ranksum
 
 
 def _data(seed, cells=300, genes=40, groups=5):
@@ -75,13 +76,26 @@ def test_wide_value_range_uses_64_bit_keys():
   np.testing.assert_allclose(p, ref_p, rtol=1e-9, atol=1e-12)
 
 
-def test_overwriting_the_input_gives_the_same_sums():
-  x, group, groups = _data(5)
-  group = np.abs(group)  # every cell kept: only then is the input reused
-  reference = metrics.rank_sums(log1p_expr=x, group=group, n_groups=groups)
-  scratch = sp.csr_matrix(x)
-  reused = metrics.rank_sums(log1p_expr=scratch, group=group, n_groups=groups,
-                             overwrite_input=True)
-  assert not np.array_equal(scratch.toarray(), x), "the input was not reused"
-  for name in ("nonzero", "control_at_or_below", "control_equal", "tie_terms", "value_sums"):
-    np.testing.assert_array_equal(getattr(reused, name), getattr(reference, name))
+def test_row_chunks_and_threads_give_the_same_sums(monkeypatch):
+  # Many small chunks (each regrouped by gene on its own), several threads, loose key bounds.
+  x, group, groups = _data(5, cells=500)
+  reference = metrics.rank_sums(log1p_expr=x, group=group, n_groups=groups, threads=1)
+  csr = sp.csr_matrix(x)
+  chunks = [(group[s:s + 37], csr[s:s + 37]) for s in range(0, 500, 37)]
+  key_format = ranksum.KeyFormat.for_values(low=0.01, high=14.0, n_groups=groups)
+  chunked = ranksum.rank_sums_of_chunks(chunks=chunks, n_genes=x.shape[1], n_groups=groups,
+                                        key_format=key_format, threads=3)
+  monkeypatch.setattr(ranksum, "_VALUES_PER_BATCH", 64)  # many small batches of genes
+  batched = metrics.rank_sums(log1p_expr=x, group=group, n_groups=groups, threads=2)
+  for result in (chunked, batched):
+    np.testing.assert_array_equal(result.group_sizes, reference.group_sizes)
+    for name in ("nonzero", "control_at_or_below", "control_equal", "tie_terms", "value_sums"):
+      np.testing.assert_array_equal(getattr(result, name), getattr(reference, name))
+
+
+def test_values_outside_the_key_range_are_refused():
+  x, group, groups = _data(6)
+  key_format = ranksum.KeyFormat.for_values(low=1.0, high=2.0, n_groups=groups)
+  with pytest.raises(ValueError, match="outside the range"):
+    ranksum.rank_sums_of_chunks(chunks=[(group, sp.csr_matrix(x))], n_genes=x.shape[1],
+                                n_groups=groups, key_format=key_format)

@@ -117,6 +117,16 @@ def iter_row_chunks(adata: ad.AnnData, chunk_size: int = 8192):
     yield start, sp.csr_matrix(adata.X[start:stop], dtype=np.float32)
 
 
+def stored_values_per_row(adata: ad.AnnData) -> float:
+  """Mean stored values per row of `X` (all genes for dense `X`), in memory or backed."""
+  x = adata.X
+  if getattr(x, "format", None) in ("csr", "csc") and hasattr(x, "group"):  # backed sparse
+    return float(x.group["indptr"][-1]) / max(adata.n_obs, 1)
+  if sp.issparse(x):
+    return x.nnz / max(adata.n_obs, 1)
+  return float(adata.n_vars)
+
+
 def read_gene_list(path: str) -> list[str]:
   """A gene list file: one symbol per line, no header (VCC `gene_names.csv`)."""
   if not os.path.exists(path):

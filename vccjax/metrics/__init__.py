@@ -13,11 +13,11 @@ host), `wilcoxon`, `fdr`, `pseudobulk`, `des`, `pds` (vectorised JAX), `evaluate
 from vccjax.metrics.baseline import assemble_baseline, cell_mean_baseline, mean_of_pseudobulks
 from vccjax.metrics.des import abs_log2_fold_change, de_overlap
 from vccjax.metrics.evaluate import (CONTROL_LABEL, FDR_MODES, EvalResult, FileSummary, compare,
-                                     evaluate, summarize)
+                                     evaluate, summarize, summarize_chunks)
 from vccjax.metrics.fdr import benjamini_hochberg
 from vccjax.metrics.pds import discrimination_scores, mean_absolute_error
 from vccjax.metrics.pseudobulk import group_means, group_sums
-from vccjax.metrics.ranksum import GroupRankSums, rank_sums
+from vccjax.metrics.ranksum import GroupRankSums, rank_sums, rows_per_chunk
 from vccjax.metrics.scale import ScalePlan, apply_scaling, is_counts, plan_scaling, to_vcc_log1p
 from vccjax.metrics.scaled import scaled_scores
 from vccjax.metrics.wilcoxon import mannwhitney_vs_control
@@ -27,6 +27,6 @@ __all__ = [
     "abs_log2_fold_change", "apply_scaling", "assemble_baseline", "benjamini_hochberg",
     "cell_mean_baseline", "compare", "de_overlap", "discrimination_scores", "evaluate",
     "group_means", "group_sums", "is_counts", "mannwhitney_vs_control", "mean_absolute_error",
-    "mean_of_pseudobulks", "plan_scaling", "rank_sums", "scaled_scores", "summarize",
-    "to_vcc_log1p",
+    "mean_of_pseudobulks", "plan_scaling", "rank_sums", "rows_per_chunk", "scaled_scores", "summarize",
+    "summarize_chunks", "to_vcc_log1p",
 ]

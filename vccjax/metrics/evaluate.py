@@ -10,7 +10,7 @@ own controls), so a caller short of memory can load, summarise and drop one file
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -63,21 +63,14 @@ class FileSummary:
   p_value: np.ndarray
 
 
-def summarize(*, log1p_expr, targets, control_label: str = CONTROL_LABEL,
-              where: str = "expression", overwrite_input: bool = False) -> FileSummary:
-  """Pseudobulks and Wilcoxon tests of one file.
+def _perturbation_groups(targets, *, control_label: str = CONTROL_LABEL,
+                        where: str = "expression") -> tuple[list[str], np.ndarray]:
+  """(sorted perturbation names, [cells] group: 0 for controls, 1 + index of the perturbation).
 
-  Args:
-    log1p_expr: [cells, genes] float32 VCC-scaled log1p expression, dense or scipy sparse.
-    targets: [cells] perturbation of each cell, `control_label` for controls.
-    control_label: label of the control cells.
-    where: name for error messages.
-    overwrite_input: a float32 CSR `log1p_expr` may be used as scratch memory (garbage after).
+  Raises:
+    InputError: no control cells, or no perturbed ones.
   """
   targets = np.asarray(targets).astype(str)
-  if len(targets) != log1p_expr.shape[0]:
-    raise InputError(where, f"{len(targets)} target labels for {log1p_expr.shape[0]} cells",
-                     "give one target label per cell")
   is_control = targets == control_label
   if not is_control.any():
     raise InputError(where, f"no control cells labelled '{control_label}'",
@@ -86,12 +79,56 @@ def summarize(*, log1p_expr, targets, control_label: str = CONTROL_LABEL,
   if not perturbations:
     raise InputError(where, "no perturbed cells, only controls", "add perturbed cells")
   group = np.where(is_control, 0, np.searchsorted(np.array(perturbations), targets) + 1)
-  n_groups = len(perturbations) + 1
-  sums = ranksum.rank_sums(log1p_expr=log1p_expr, group=group, n_groups=n_groups,
-                           overwrite_input=overwrite_input)
+  return perturbations, group
+
+
+def _summary_of_rank_sums(perturbations: list[str], sums: ranksum.GroupRankSums) -> FileSummary:
+  """The FileSummary of a file whose groups (`_perturbation_groups`) were ranked into `sums`."""
   _, p_value = wilcoxon.mannwhitney_vs_control(sums=sums)
   means = sums.value_sums.T / sums.group_sizes[:, None]
   return FileSummary(perturbations, np.concatenate([means[1:], means[:1]]), p_value)
+
+
+def summarize(*, log1p_expr, targets, control_label: str = CONTROL_LABEL,
+              where: str = "expression") -> FileSummary:
+  """Pseudobulks and Wilcoxon tests of one file held in memory.
+
+  Args:
+    log1p_expr: [cells, genes] float32 VCC-scaled log1p expression, dense or scipy sparse.
+    targets: [cells] perturbation of each cell, `control_label` for controls.
+    control_label: label of the control cells.
+    where: name for error messages.
+  """
+  if len(targets) != log1p_expr.shape[0]:
+    raise InputError(where, f"{len(targets)} target labels for {log1p_expr.shape[0]} cells",
+                     "give one target label per cell")
+  perturbations, group = _perturbation_groups(targets, control_label=control_label, where=where)
+  sums = ranksum.rank_sums(log1p_expr=log1p_expr, group=group, n_groups=len(perturbations) + 1)
+  return _summary_of_rank_sums(perturbations, sums)
+
+
+def summarize_chunks(*, chunks: Iterable[tuple[int, Any]], targets, n_genes: int,
+                     value_bounds: tuple[float, float], control_label: str = CONTROL_LABEL,
+                     where: str = "expression") -> FileSummary:
+  """`summarize` of a file read one row chunk at a time (it never is in memory as a whole).
+
+  Args:
+    chunks: (start row, [rows, genes] float32 CSR VCC-scaled log1p) pairs covering the file.
+    targets: [cells] perturbation of each cell of the file, `control_label` for controls.
+    n_genes: genes of the file.
+    value_bounds: (low, high) bounds on the file's positive log1p values
+      (`ScalePlan.log1p_bounds`).
+    control_label: label of the control cells.
+    where: name for error messages.
+  """
+  perturbations, group = _perturbation_groups(targets, control_label=control_label, where=where)
+  n_groups = len(perturbations) + 1
+  sums = ranksum.rank_sums_of_chunks(
+      chunks=((group[start:start + chunk.shape[0]], chunk) for start, chunk in chunks),
+      n_genes=n_genes, n_groups=n_groups,
+      key_format=ranksum.KeyFormat.for_values(low=value_bounds[0], high=value_bounds[1],
+                                              n_groups=n_groups))
+  return _summary_of_rank_sums(perturbations, sums)
 
 
 def compare(*, real: FileSummary, pred: FileSummary, gene_names: Sequence[str] | None = None,

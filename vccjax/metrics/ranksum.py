@@ -7,23 +7,32 @@ sort per gene of every nonzero value (zeros are handled in closed form by `wilco
 run of equal values the control values come first, so a value's count of control values at or
 below it is a running count. Nothing of size cells x cells is ever formed.
 
-This stage runs on the host, in NumPy and SciPy: on CPU, XLA's sort (8-18 M keys/s) and scans
-(~80 M elements/s) are 2-5x slower than NumPy's, and this sort is the evaluator's main cost
-(~5e8 keys for a VCC-sized file). The steps: pack each nonzero into one integer sort key (the
-value's float32 bits, which order like the values, above the group's bits), regroup the keys by
-gene with SciPy's CSR-to-CSC transposition, then sort batches of genes of similar size as padded
-rows and reduce them with row-wise NumPy operations. Everything downstream is vectorised JAX.
+The work streams over row chunks of cells, so a file never has to be in memory at once:
+each chunk's nonzero values become integer sort keys (the value's float32 bits, which order like
+the values, above the group's bits) regrouped by gene (`GenePieces`: SciPy's CSR-to-CSC, on a
+chunk that fits the cache); then batches of genes of similar size are gathered from every chunk
+as padded rows, sorted and reduced with row-wise NumPy operations (`ranksum_batch.py`). Both
+stages run on a thread pool (NumPy's sorts, ufuncs and SciPy's sparse kernels release the GIL).
+Memory: 4 bytes per nonzero value (the keys), plus a few chunks in flight. This stage stays in
+NumPy: on CPU, XLA's sort and scans are 2-5x slower. Everything downstream is vectorised JAX.
 """
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import dataclasses
+import os
+from typing import Iterable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
 
-_ROWS_PER_CHUNK = 8192
+from vccjax.metrics import ranksum_batch
+
+_VALUES_PER_CHUNK = 1 << 24  # stored values per row chunk: ~0.3 GB of work memory each
 _VALUES_PER_BATCH = 1 << 21  # keys sorted per NumPy call: a few MB, cache-sized
+_MARGIN_ULPS = 64  # slack on a value range predicted before the values are computed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,154 +61,164 @@ class GroupRankSums:
   value_sums: np.ndarray
 
 
-def rank_sums(*, log1p_expr, group: np.ndarray, n_groups: int,
-              overwrite_input: bool = False) -> GroupRankSums:
-  """Ranks every gene's nonzero values of all groups together.
+@dataclasses.dataclass(frozen=True)
+class KeyFormat:
+  """How a positive float32 value and its group pack into one sort key.
 
-  Memory: besides the input, its nonzero values regrouped by gene with their cells (8 bytes
-  each) and, unless `overwrite_input`, their sort keys (4 bytes each).
+  key = (value bits - base) << label_bits | group; the all-ones label marks padding.
+  """
+  label_bits: int
+  base: int
+  dtype: type
+
+  @classmethod
+  def for_values(cls, *, low: float, high: float, n_groups: int) -> "KeyFormat":
+    """Keys for positive values in [low, high] (bounds may be loose) and `n_groups` groups.
+
+    32-bit keys (sorting ~2x faster) when the values span few enough binades, as log1p of
+    counts does; 64-bit otherwise.
+    """
+    label_bits = int(n_groups).bit_length()  # enough that the all-ones label is no group
+    low_bits = int(np.float32(max(low, np.finfo(np.float32).tiny)).view(np.uint32))
+    high_bits = int(np.float32(min(max(high, low), np.finfo(np.float32).max)).view(np.uint32))
+    base = max(low_bits - _MARGIN_ULPS, 0)
+    span = min(high_bits + _MARGIN_ULPS, 0x7F800000) - base + 1
+    dtype = np.uint32 if span < 2 ** (32 - label_bits) - 1 else np.uint64
+    if label_bits + 31 > 64:
+      raise ValueError(f"{n_groups} groups are too many to rank")
+    return cls(label_bits, 0 if dtype is np.uint64 else base, dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class GenePieces:
+  """One row chunk's nonzero keys, regrouped by gene: gene g's keys are keys[colptr[g]:colptr[g+1]]."""
+  colptr: np.ndarray
+  keys: np.ndarray
+
+
+def rank_sums(*, log1p_expr, group: np.ndarray, n_groups: int,
+              threads: int | None = None) -> GroupRankSums:
+  """Ranks every gene's nonzero values of all groups together, for an in-memory matrix.
 
   Args:
-    log1p_expr: [cells, genes] non-negative expression (dense or scipy sparse), float32.
+    log1p_expr: [cells, genes] non-negative expression (dense or scipy sparse).
     group: [cells] group of each cell: 0 for control, 1..n_groups-1 for perturbations, -1 to
       leave a cell out.
     n_groups: number of groups, control included.
-    overwrite_input: a float32 CSR input may be overwritten with the sort keys (its values are
-      garbage afterwards).
+    threads: worker threads (default: the CPUs this process may use).
 
   Returns:
     GroupRankSums with [genes, n_groups] sums.
   """
   group = np.asarray(group, dtype=np.int64)
-  keep = group >= 0
-  own_csr = sp.issparse(log1p_expr) and log1p_expr.format == "csr" and \
-      log1p_expr.dtype == np.float32
-  csr = log1p_expr if own_csr else sp.csr_matrix(log1p_expr, dtype=np.float32)
-  if not keep.all():
-    csr = csr[np.flatnonzero(keep)]
-  # Enough bits that the all-ones label (padding) is no group.
-  label_bits = int(n_groups).bit_length()
-  in_place = overwrite_input and csr is log1p_expr
-  keys, base = _pack_keys(csr, group[keep], label_bits, in_place=in_place)
-  by_gene = sp.csr_matrix((keys, csr.indices, csr.indptr), shape=csr.shape).tocsc()
-  del keys
-  sums = [np.zeros((csr.shape[1], n_groups)) for _ in range(5)]
-  for genes, rows in _gene_batches(by_gene):
-    for total, part in zip(sums, _batch_sums(rows, label_bits=label_bits, n_groups=n_groups,
-                                             base=base)):
-      total[genes] = part
-  sizes = np.bincount(group[keep], minlength=n_groups)
+  csr = sp.csr_matrix(log1p_expr, dtype=np.float32)
+  if csr.nnz and csr.data.min() < 0:
+    raise ValueError("ranking needs non-negative (log1p) values")
+  positive = csr.data[csr.data > 0]
+  low, high = (positive.min(), positive.max()) if len(positive) else (1.0, 1.0)
+
+  def chunks():
+    step = rows_per_chunk(csr.nnz / max(csr.shape[0], 1))
+    for start in range(0, csr.shape[0], step):
+      stop = min(start + step, csr.shape[0])
+      yield group[start:stop], csr[start:stop]
+
+  return rank_sums_of_chunks(
+      chunks=chunks(), n_genes=csr.shape[1], n_groups=n_groups, threads=threads,
+      key_format=KeyFormat.for_values(low=float(low), high=float(high), n_groups=n_groups))
+
+
+def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, sp.csr_matrix]], n_genes: int,
+                        n_groups: int, key_format: KeyFormat,
+                        threads: int | None = None) -> GroupRankSums:
+  """`rank_sums` over row chunks of cells that are read (e.g. from a file) one at a time.
+
+  Args:
+    chunks: (group [rows], [rows, genes] float32 CSR log1p) pairs; groups as in `rank_sums`.
+    n_genes: genes (columns) of every chunk.
+    n_groups: number of groups, control included.
+    key_format: `KeyFormat.for_values` of bounds on the chunks' positive values.
+    threads: worker threads (default: the CPUs this process may use).
+  """
+  threads = threads or len(os.sched_getaffinity(0))
+  sizes = np.zeros(n_groups, np.int64)
+  pieces = []
+  with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+    in_flight = collections.deque()
+    for group, chunk in chunks:
+      group = np.asarray(group, dtype=np.int64)
+      keep = group >= 0
+      if not keep.all():
+        group, chunk = group[keep], chunk[np.flatnonzero(keep)]
+      sizes += np.bincount(group, minlength=n_groups)
+      in_flight.append(pool.submit(gene_pieces, chunk, group=group, key_format=key_format))
+      if len(in_flight) > threads:  # bounds the memory of chunks read but not yet regrouped
+        pieces.append(in_flight.popleft().result())
+    pieces += [f.result() for f in in_flight]
+    sums = [np.zeros((n_genes, n_groups)) for _ in range(5)]
+
+    def reduce(genes):
+      rows = gather_rows(pieces, genes, pad=np.iinfo(key_format.dtype).max)
+      for total, part in zip(sums, ranksum_batch.batch_sums(
+          rows, label_bits=key_format.label_bits, n_groups=n_groups, base=key_format.base)):
+        total[genes] = part  # batches hold disjoint genes
+
+    for done in pool.map(reduce, gene_batches(pieces, n_genes=n_genes)):
+      del done
   return GroupRankSums(sizes, *sums)
 
 
-def _pack_keys(csr, label, label_bits, *, in_place=False):
-  """Sort keys of the nonzero values, CSR order: (value bits - base) << label_bits | group.
+def gene_pieces(chunk: sp.csr_matrix, *, group: np.ndarray, key_format: KeyFormat) -> GenePieces:
+  """Sort keys of a chunk's values ([rows, genes] float32 CSR), regrouped by gene.
 
-  Positive float32 bits order like the values. 32-bit keys (sorting ~2x faster) when the
-  values span few enough binades, as log1p of counts does; 64-bit otherwise. Stored zeros get
-  the largest key, which marks them as padding.
+  Stored zeros (and -0.0) get the padding key, so they count as the zeros they are.
   """
-  bits = csr.data.view(np.uint32)
-  low, high = (csr.data.min(), csr.data.max()) if csr.nnz else (1.0, 1.0)
-  if low < 0:
-    raise ValueError("ranking needs non-negative (log1p) values")
-  stored_zeros = low == 0
-  positive = csr.data[csr.data > 0] if stored_zeros else np.array([low], np.float32)
-  base = int(positive.min().view(np.uint32)) if len(positive) else 0
-  span = int(np.float32(high).view(np.uint32)) - base + 1
-  dtype = np.uint32 if span < 2 ** (32 - label_bits) - 1 else np.uint64
-  # Each chunk's keys are made from its own values only, so they may take their place.
-  keys = bits if in_place and dtype == np.uint32 else np.empty(len(bits), dtype)
-  for start in range(0, csr.shape[0], _ROWS_PER_CHUNK):
-    stop = min(start + _ROWS_PER_CHUNK, csr.shape[0])
-    lo, hi = csr.indptr[start], csr.indptr[stop]
-    zeros = csr.data[lo:hi] <= 0 if stored_zeros else None
-    out = keys[lo:hi]
-    np.subtract(bits[lo:hi], dtype(base), out=out, dtype=dtype, casting="unsafe")
-    np.left_shift(out, dtype(label_bits), out=out)
-    out |= np.repeat(label[start:stop].astype(dtype), np.diff(csr.indptr[start:stop + 1]))
-    if stored_zeros:
-      out[zeros] = np.iinfo(dtype).max
-  return keys, base
+  dtype = key_format.dtype
+  bits = chunk.data.view(np.uint32)
+  zeros = chunk.data <= 0
+  has_zeros = bool(zeros.any())
+  positive = bits[~zeros] if has_zeros else bits
+  if len(positive) and (int(positive.min()) < key_format.base or (
+      (int(positive.max()) - key_format.base) >> (8 * np.dtype(dtype).itemsize
+                                                  - key_format.label_bits))):
+    raise ValueError("values outside the range the sort keys were made for")
+  keys = np.subtract(bits, dtype(key_format.base), dtype=dtype, casting="unsafe")
+  np.left_shift(keys, dtype(key_format.label_bits), out=keys)
+  keys |= np.repeat(group.astype(dtype), np.diff(chunk.indptr))
+  if has_zeros:
+    keys[zeros] = np.iinfo(dtype).max
+  by_gene = sp.csr_matrix((keys, chunk.indices, chunk.indptr), shape=chunk.shape).tocsc()
+  return GenePieces(by_gene.indptr.astype(np.int64), by_gene.data)
 
 
-def _gene_batches(by_gene):
-  """(gene indices, [genes, width] keys) for batches of genes of similar size, padded with the
-  largest key; each gene's nonzero keys are at the front of its row."""
-  counts = np.diff(by_gene.indptr)
+def rows_per_chunk(nonzero_per_row: float) -> int:
+  """Rows of a chunk that holds about `_VALUES_PER_CHUNK` stored values."""
+  return int(np.clip(_VALUES_PER_CHUNK / max(nonzero_per_row, 1.0), 64, 1 << 16))
+
+
+def gene_batches(pieces: list[GenePieces], *, n_genes: int) -> Iterator[np.ndarray]:
+  """Batches of genes (index arrays) of similar nonzero counts, each within the key budget."""
+  counts = sum((np.diff(p.colptr) for p in pieces), np.zeros(n_genes, np.int64))
   order = np.argsort(counts, kind="stable")
   widths = np.maximum(counts[order], 1)
-  pad = np.iinfo(by_gene.dtype).max
   start = 0
   while start < len(order):
     # Widths grow along `order`: the most genes whose padded rows fit the batch budget.
     fits = np.arange(1, len(order) - start + 1) * widths[start:] <= _VALUES_PER_BATCH
     size = max(1, int(fits.sum()))
-    genes = order[start:start + size]
-    width = int(widths[start + size - 1])
-    rows = np.full((len(genes), width), pad, by_gene.dtype)
-    for i, g in enumerate(genes):
-      lo, hi = by_gene.indptr[g], by_gene.indptr[g + 1]
-      rows[i, :hi - lo] = by_gene.data[lo:hi]
-    yield genes, rows
+    yield order[start:start + size]
     start += size
 
 
-def _batch_sums(rows, *, label_bits, n_groups, base):
-  """[genes, groups] nonzero, control_at_or_below, control_equal, tie_terms, value_sums."""
-  rows.sort(axis=1)
-  n_genes, width = rows.shape
-  kind = rows.dtype.type
-  mask = 2 ** label_bits - 1  # padding carries this label, which is no group
-  label = rows & kind(mask)
-  bins = ((label.astype(np.int64) if kind is np.uint64 else label)
-          + (mask + 1) * np.arange(n_genes)[:, None]).ravel()
-  n_bins = n_genes * (mask + 1)
-
-  def per_group(weights=None):
-    out = np.bincount(bins, weights=weights, minlength=n_bins)
-    return out.reshape(n_genes, mask + 1)[:, :n_groups]
-
-  is_control = label == 0
-  control_seen = np.cumsum(is_control, axis=1, dtype=np.int32).ravel()
-  value_bits = (rows >> kind(label_bits)).ravel()
-  # Padding decodes to junk values, which land in the padding's own bins.
-  values = (value_bits + kind(base)).astype(np.uint32, copy=False).view(np.float32)
-  with np.errstate(over="ignore", invalid="ignore"):
-    value_sums = per_group(values)
-  nonzero = per_group().astype(np.float64)
-  at_or_below = per_group(control_seen)
-  label = label.ravel()
-  repeat = value_bits[1:] == value_bits[:-1]
-  repeat &= label[1:] != mask
-  repeat[width - 1::width] = False  # runs end with their gene's row
-  equal, ties = _tie_sums(np.flatnonzero(repeat), value_bits, label, control_seen, bins, n_bins)
-  shape = (n_genes, mask + 1)
-  return (nonzero, at_or_below, equal.reshape(shape)[:, :n_groups],
-          ties.reshape(shape)[:, :n_groups], value_sums)
-
-
-def _tie_sums(pairs, value_bits, label, control_seen, bins, n_bins):
-  """Sums over runs of equal values (flat positions `pairs` equal their successor); values
-  outside such runs add nothing to them."""
-  if not len(pairs):
-    return np.zeros(n_bins), np.zeros(n_bins)
-  # A run's entries: its consecutive `pairs`, then the one after the last of them.
-  run_end = np.ones(len(pairs), bool)
-  run_end[:-1] = pairs[1:] != pairs[:-1] + 1
-  at = np.insert(pairs, np.flatnonzero(run_end) + 1, pairs[run_end] + 1)
-  value, group, seen = value_bits[at], label[at], control_seen[at]
-  is_control = group == 0
-  k = np.arange(len(at))
-  new_run = np.ones(len(at), bool)
-  new_run[1:] = (value[1:] != value[:-1]) | (at[1:] != at[:-1] + 1)
-  run_start = np.maximum.accumulate(np.where(new_run, k, 0))
-  # Control values of the run up to this one: for a perturbed value, all of the run's.
-  b = seen - seen[run_start] + is_control[run_start]
-  new_run[1:] |= group[1:] != group[:-1]
-  group_start = np.maximum.accumulate(np.where(new_run, k, 0))
-  # The j-th value of a group's run of `a` raises the run's t^3 - t by 3m(m-1), m = j + b.
-  m = np.where(is_control, b, k - group_start + 1 + b).astype(np.float64)
-  ties = np.bincount(bins[at], weights=3.0 * m * (m - 1.0), minlength=n_bins)
-  equal = np.bincount(bins[at], weights=np.where(is_control, 0, b), minlength=n_bins)
-  return equal, ties
+def gather_rows(pieces: list[GenePieces], genes: np.ndarray, *, pad) -> np.ndarray:
+  """[genes, width] keys of `genes` from every piece, each row's keys first, then `pad`."""
+  lengths = np.stack([np.diff(p.colptr)[genes] for p in pieces])  # [pieces, genes]
+  filled = np.zeros(len(genes), np.int64)
+  rows = np.full((len(genes), max(int(lengths.sum(0).max(initial=0)), 1)), pad,
+                 pieces[0].keys.dtype if pieces else np.uint32)
+  for piece, length in zip(pieces, lengths):
+    starts = piece.colptr[genes]
+    for i in np.flatnonzero(length):
+      rows[i, filled[i]:filled[i] + length[i]] = piece.keys[starts[i]:starts[i] + length[i]]
+    filled += length
+  return rows

@@ -36,10 +36,23 @@ class ScalePlan:
     counts: the file holds integer counts.
     totals: [cells] total count per cell (counts only).
     target_sum: the file's median total, scanpy's rule (counts only).
+    low_positive, high: the smallest positive and the largest value of the file as stored.
   """
   counts: bool
   totals: np.ndarray | None = None
   target_sum: float | None = None
+  low_positive: float = 1.0
+  high: float = 1.0
+
+  def log1p_bounds(self) -> tuple[float, float]:
+    """Bounds (within float32 rounding) on the file's positive values once scaled."""
+    if not self.counts:
+      return self.low_positive, max(self.high, self.low_positive)
+    factor = self.totals[self.totals > 0] / self.target_sum
+    if not len(factor):
+      return 1.0, 1.0
+    return (float(np.log1p(self.low_positive / factor.max())),
+            float(np.log1p(max(self.high, self.low_positive) / factor.min())))
 
 
 def plan_scaling(chunks: Iterable, *, where: str = "X") -> ScalePlan:
@@ -52,23 +65,24 @@ def plan_scaling(chunks: Iterable, *, where: str = "X") -> ScalePlan:
   Raises:
     InputError: non-finite values, negative counts, or fractional values outside [0, 15).
   """
-  fractional, low, high, totals, sparse = False, 0.0, 0.0, [], True
+  fractional, low, high, low_positive, totals, sparse = False, 0.0, 0.0, np.inf, [], True
   for _, chunk in chunks:
     sparse = sp.issparse(chunk)
-    finite, chunk_low, chunk_high, chunk_fractional = inspect_values(
+    finite, chunk_low, chunk_high, chunk_fractional, chunk_positive = inspect_values(
         chunk.data if sparse else np.asarray(chunk))
     if not finite:
       raise InputError(where, "expression holds NaN or infinite values",
                        "write finite raw counts or log1p values")
     fractional = fractional or chunk_fractional
     low, high = min(low, chunk_low), max(high, chunk_high)
+    low_positive = min(low_positive, chunk_positive)
     totals.append(normalize.cell_totals(chunk))
   if fractional:
     if low < 0 or high >= normalize.LOG1P_MAX:
       raise InputError(where, f"values look neither like counts nor log1p (range [{low:.3g}, "
                        f"{high:.3g}], log1p must be in [0, {normalize.LOG1P_MAX:g}))",
                        "write raw integer counts or log1p(normalised counts)")
-    return ScalePlan(counts=False)
+    return ScalePlan(counts=False, low_positive=_finite_or_one(low_positive), high=high)
   if low < 0:
     raise InputError(where, "integer-valued expression with negative values",
                      "write raw non-negative counts")
@@ -78,7 +92,12 @@ def plan_scaling(chunks: Iterable, *, where: str = "X") -> ScalePlan:
     target_sum = normalize.median_target_sum(totals if sparse else totals[totals > 0])
   except ValueError as e:
     raise InputError(where, str(e), "the file holds no counts") from e
-  return ScalePlan(counts=True, totals=totals, target_sum=target_sum)
+  return ScalePlan(counts=True, totals=totals, target_sum=target_sum,
+                   low_positive=_finite_or_one(low_positive), high=high)
+
+
+def _finite_or_one(value: float) -> float:
+  return float(value) if np.isfinite(value) else 1.0
 
 
 def apply_scaling(chunk, *, plan: ScalePlan, start: int):
@@ -122,8 +141,9 @@ def is_counts(expr) -> bool:
   return not inspect_values(values)[3]
 
 
-def inspect_values(values: np.ndarray) -> tuple[bool, float, float, bool]:
-  """(all finite, min, max, any fractional part > 1e-3) of an array, in one fused pass.
+def inspect_values(values: np.ndarray) -> tuple[bool, float, float, bool, float]:
+  """(all finite, min, max, any fractional part > 1e-3, smallest positive value or inf) of an
+  array, in one fused pass.
 
   The fractional part is NumPy's `modf`'s (x - trunc(x), sign of x), as cell-eval tests it; the
   min and max count zeros, as a sparse matrix's min and max do.
@@ -131,21 +151,24 @@ def inspect_values(values: np.ndarray) -> tuple[bool, float, float, bool]:
   flat = np.ravel(values)
   if flat.dtype not in (np.float32, np.float64):
     flat = flat.astype(np.float64)
-  finite, low, high, fractional = True, 0.0, 0.0, False
+  finite, low, high, fractional, positive = True, 0.0, 0.0, False, np.inf
   for start in range(0, len(flat), _VALUES_PER_CHECK):
     window = flat[start:start + _VALUES_PER_CHECK]
     size = min(_VALUES_PER_CHECK, 1 << max(len(window) - 1, 1).bit_length())
     with jax.enable_x64(True):  # float64 files are checked in float64, as cell-eval does
-      out = _inspect(np.pad(window, (0, size - len(window))))
+      out = _inspect(window if len(window) == size else
+                     np.pad(window, (0, size - len(window))))
     finite, fractional = finite and bool(out[0]), fractional or bool(out[3])
     low, high = min(low, float(out[1])), max(high, float(out[2]))
-  return finite, low, high, fractional
+    positive = min(positive, float(out[4]))
+  return finite, low, high, fractional, positive
 
 
 @jax.jit
 def _inspect(window):
   return (jnp.all(jnp.isfinite(window)), jnp.min(window), jnp.max(window),
-          jnp.any(window - jnp.trunc(window) > _FRACTION_EPSILON))
+          jnp.any(window - jnp.trunc(window) > _FRACTION_EPSILON),
+          jnp.min(jnp.where(window > 0, window, jnp.inf)))
 
 
 def _row_chunks(expr):

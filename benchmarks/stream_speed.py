@@ -4,24 +4,29 @@ r"""Set-sampler throughput with the input genes streamed from the file vs densif
   python benchmarks/stream_speed.py --data=/tmp/cells200k_umi5k.h5ad [--cold]
 
 `--write` first writes a synthetic VCC-layout screen (default 200,000 cells x 18,080 genes at a
-median 5,000 UMI: ~3,100 stored values per cell, a 5 GB file; the real VCC file has 220,000 cells
-at ~50,000 UMI, 17 GB). Each mode runs in its own subprocess, for a clean peak RSS: load the file
-backed (X stays on disk) and either densify the cells x 2,000 input-gene matrix (`stream=False`,
-0.8 GB per 100,000 cells) or stream it (`stream=True`: only the control cells' rows stay in
-memory), then time `--steps` batches of the `vcc` config's sampler (8 sets of 128 perturbed + 128
-control cells) over all cells. `--cold` drops the file from the page cache before timing
-(posix_fadvise, this file only), so streamed reads come from the disk.
+median 5,000 UMI: ~3,100 stored values per cell, a 5 GB file, 14.5 GB densified; the real VCC
+file has 220,000 cells at ~50,000 UMI, 17 GB). Each mode runs in its own subprocess, for a clean
+peak RSS: load the file backed (X stays on disk) and either densify the cells x 2,000 input-gene
+matrix (`stream=False`, 0.8 GB per 100,000 cells) or stream it (`stream=True`: the same rows go
+to an unlinked file in `$TMPDIR`, only the control cells' rows stay in memory), then time
+`--steps` batches of the `vcc` config's sampler (8 sets of 128 perturbed + 128 control cells)
+over all cells, as the median of rounds of 20 batches. The streamed rows file is first read
+through once, so the page cache holds it (as after a few hundred steps, where memory allows);
+`--cold` instead drops it from the page cache (posix_fadvise, this file only) before every
+round, so streamed reads come from the disk.
 
 Prints per mode: load time, ms per batch, sets/s, perturbed cells/s, peak RSS; then the ratio.
 
-Measured on the 2-core development VM (shared, figures +-20%), 200,000 x 18,080 at 5,000 UMI:
-  in memory  6.0 ms/batch (171,000 cells/s), peak RSS 2.33 GiB (1.49 GiB of it the dense inputs)
-  streamed  28 ms/batch  (36,000 cells/s),  peak RSS 1.00 GiB (0.15 GiB of cached controls)
-  -> 0.21x the throughput at 0.43x the memory; 162 ms/batch with `--cold` (disk-bound reads);
-  87 ms/batch when the rows go through h5py (`io.read_rows`) instead of direct reads. At 20,000
-  UMI (7,100 stored values per cell) streamed batches take 35 ms vs 6.5 ms. Per streamed batch:
-  ~4 ms drawing the plan (both modes), ~8 ms for 2,000 reads of 1,024 perturbed cells, ~9 ms
-  picking the 2,000 input genes out of all stored values, ~5 ms copies.
+Measured on the 2-core development VM (shared, load ~5, figures +-25%), 200,000 x 18,080 at
+5,000 UMI, three runs:
+  in memory  8.5-9.4 ms/batch (109,000-120,000 cells/s), peak RSS 2.39 GiB (1.49 GiB inputs)
+  streamed  11.2-14.3 ms/batch (72,000-91,000 cells/s), peak RSS 1.13 GiB (0.15 GiB controls)
+  -> 0.60x, 0.68x, 0.83x the throughput at 0.47x the memory (goal: 0.5x); load times alike
+  (35-55 s: the streamed mode writes its 1.5 GiB rows file in the pass that densifies the other).
+  With `--cold`: 34 ms/batch (1,024 random 8 KB disk reads on 8 threads; 0.18x). Per streamed
+  batch: ~5 ms drawing the plan (both modes), ~1.5 ms copying the controls from memory, ~4 ms
+  reading 1,024 perturbed cells' rows. Before the rows file (reading the counts file per step):
+  28 ms/batch (0.21x), 162 ms cold (one drop before all steps).
 """
 
 from __future__ import annotations
@@ -47,12 +52,17 @@ def peak_rss_gib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def drop_page_cache(path: str) -> None:
-  fd = os.open(path, os.O_RDONLY)
-  try:
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-  finally:
-    os.close(fd)
+def drop_page_cache(fd: int) -> None:
+  os.fdatasync(fd)  # dirty pages are not dropped
+  os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def fill_page_cache(fd: int) -> None:
+  """Reads a file through once (64 MiB at a time, outside the process's memory)."""
+  block = bytearray(64 * 2**20)
+  at = 0
+  while n := os.preadv(fd, [block], at):
+    at += n
 
 
 def time_mode(*, data: str, stream: bool, steps: int, cold: bool) -> dict:
@@ -66,12 +76,18 @@ def time_mode(*, data: str, stream: bool, steps: int, cold: bool) -> dict:
       cells=np.arange(len(ds.context)), targets=ds.targets, control_label=ds.control_label,
       set_size=config.data.set_size, batch_size=config.data.batch_size, seed=0)
   sets.sample(0)  # warm-up
-  if cold:
-    drop_page_cache(data)
-  t0 = time.perf_counter()
-  for step in range(1, steps + 1):
-    sets.sample(step)
-  step_s = (time.perf_counter() - t0) / steps
+  if stream and not cold:  # just written, and on a busy machine partly evicted already
+    fill_page_cache(ds.hvg_log1p.fileno())
+  # The median of rounds of 20 batches: a shared machine's load comes and goes within seconds.
+  rounds = []
+  for first in range(1, steps + 1, 20):
+    if stream and cold:  # every round from the disk
+      drop_page_cache(ds.hvg_log1p.fileno())
+    t0 = time.perf_counter()
+    for step in range(first, min(first + 20, steps + 1)):
+      sets.sample(step)
+    rounds.append((time.perf_counter() - t0) / (step - first + 1))
+  step_s = float(np.median(rounds))
   b, s = config.data.batch_size, config.data.set_size
   held = ds.hvg_log1p.nbytes_cached if stream else ds.hvg_log1p.nbytes
   return {"mode": "streamed" if stream else "in memory", "load_s": load_s,

@@ -1,16 +1,20 @@
 r"""Inverse design: which perturbation would a trained model say produces a wanted change?
 
   python -m vccjax.design --workdir DIR --signature wanted.csv [--log-base 2|e] \
-      [--max-genes 2] [--candidates genes.txt] [--top 10] [--metric cosine|l1]
+      [--max-genes 2] [--candidates genes.txt] [--top 10] [--metric specific|cosine|l1]
   python -m vccjax.design --workdir DIR --signature cells.h5ad [--control-label non-targeting]
 
 The signature is a csv `gene,log_fold_change` (log2 by default, as DE tools write; `--log-base e`
 for natural log), or an `.h5ad` of raw counts whose non-control cells are compared with its
 controls (natural-log fold change of mean normalised counts, as the model's training targets).
 Every candidate single perturbation (default: every gene a feature source of the run knows) is
-predicted from one fixed, seeded set of control cells and scored by the cosine similarity between
-its mean predicted log fold change and the signature on the genes both share (`--metric l1`:
-mean absolute difference, natural log). With `--max-genes 2`, all pairs of the best M singles
+predicted from one fixed, seeded set of control cells and scored on the genes it shares with the
+signature. The default `--metric specific` is the cosine between what is specific to the
+candidate and to the signature: both taken relative to the model's typical perturbation (mean
+prediction over a seeded sample of 1,024 genes), each gene scaled by how much predictions vary on
+it, the typical effect's direction projected out (`design_score.Contrast`); `--metric cosine` is
+the plain cosine of the mean predicted log fold change and the signature, `--metric l1` the mean
+absolute difference (natural log). With `--max-genes 2`, all pairs of the best M singles
 (`--pair-pool`, default M = 50: 1,225 pairs) are scored too and ranked with the singles.
 """
 
@@ -44,10 +48,11 @@ class Candidate:
   Attributes:
     target: `GENE` or `GENE1+GENE2`.
     rank: 1 = closest to the signature.
-    score: cosine similarity (higher is closer) or mean |predicted - wanted| in natural-log
-      units (lower is closer), over the signature's measured genes.
-    top_genes: up to 5 genes where the predicted and wanted changes agree most (largest
-      predicted x wanted, only same-direction genes).
+    score: cosine similarity, "specific" or plain (higher is closer), or mean |predicted -
+      wanted| in natural-log units (lower is closer), over the signature's measured genes.
+    top_genes: up to 5 genes where the predicted and wanted changes agree most (largest product
+      of the compared values, only same-direction genes; for "specific", direction relative to
+      the typical perturbation).
   """
   target: str
   rank: int
@@ -56,9 +61,10 @@ class Candidate:
 
 
 def rank_candidates(exp, params, *, signature: dict[str, float], candidates: list[str],
-                    max_genes: int = 1, metric: str = "cosine",
+                    max_genes: int = 1, metric: str = "specific",
                     pair_pool: int = DEFAULT_PAIR_POOL, seed: int = 0, n_top_genes: int = 5,
-                    chunk_size: int | None = None, log=print) -> list[Candidate]:
+                    own_genes: bool = True, chunk_size: int | None = None,
+                    log=print) -> list[Candidate]:
   """Every candidate (and, with max_genes=2, pairs of the best singles), best first.
 
   Args:
@@ -67,8 +73,10 @@ def rank_candidates(exp, params, *, signature: dict[str, float], candidates: lis
       reported through `log` and left out of the score.
     candidates: genes (or explicit `A+B` targets) to score; featureless ones are reported, skipped.
     max_genes: 1 (singles) or 2 (also all pairs of the `pair_pool` best singles).
-    metric: "cosine" or "l1".
-    seed: seed of the control set shared by all candidates.
+    metric: "specific", "cosine" or "l1" (module docstring).
+    seed: seed of the control set shared by all candidates and of the reference genes.
+    own_genes: False leaves out the model's explicit change of each candidate's own gene(s)
+      (downstream effects only; e.g. for knockouts that do not lower the transcript).
     chunk_size: candidates per jitted call (default: from the model's output size).
   Returns:
     All scored candidates, ties broken by name.
@@ -84,14 +92,21 @@ def rank_candidates(exp, params, *, signature: dict[str, float], candidates: lis
       f"model" + (f"; not measured (left out): {len(matched.missing):,}, e.g. "
                   f"{', '.join(matched.missing[:8])}" if matched.missing else ""))
   controls = design_score.control_set(exp, seed=seed)
-  score = lambda targets: _score(exp, params, targets=targets, matched=matched,
-                                 controls=controls, metric=metric, n_top=n_top_genes,
-                                 chunk_size=chunk_size, log=log)
   t0 = time.time()
+  contrast = None
+  if metric == "specific":
+    contrast = design_score.reference_contrast(exp, params, controls=controls,
+                                               columns=matched.columns, seed=seed,
+                                               own_genes=own_genes, chunk_size=chunk_size)
+  score = lambda targets: _score(exp, params, targets=targets, matched=matched,
+                                 controls=controls, metric=metric, contrast=contrast,
+                                 own_genes=own_genes, n_top=n_top_genes,
+                                 chunk_size=chunk_size, log=log)
   ranked = score(sorted(set(candidates)))
   seconds = time.time() - t0
   log(f"[design] {len(ranked):,} candidates scored in {seconds:.2f}s "
-      f"({len(ranked) / max(seconds, 1e-9):,.0f}/s)")
+      f"({len(ranked) / max(seconds, 1e-9):,.0f}/s" +
+      (", the typical perturbation's reference genes included)" if contrast else ")"))
   if max_genes == 2:
     singles = [c.target for c in ranked if "+" not in c.target][:pair_pool]
     given = {frozenset(c.target.split("+")) for c in ranked}
@@ -104,7 +119,8 @@ def rank_candidates(exp, params, *, signature: dict[str, float], candidates: lis
   return ranked
 
 
-def _score(exp, params, *, targets, matched, controls, metric, n_top, chunk_size, log):
+def _score(exp, params, *, targets, matched, controls, metric, contrast, own_genes, n_top,
+           chunk_size, log):
   feats, featureless = design_score.candidate_features(exp, targets)
   if featureless:
     log(f"[design] {len(featureless):,} candidates skipped: no features from {feats.sources}, "
@@ -116,7 +132,8 @@ def _score(exp, params, *, targets, matched, controls, metric, n_top, chunk_size
                      "give genes that the run's feature sources know")
   out = design_score.score_targets(exp, params, targets=targets, feats=feats, controls=controls,
                                    columns=matched.columns, wanted=matched.wanted, metric=metric,
-                                   n_top=n_top, chunk_size=chunk_size)
+                                   n_top=n_top, contrast=contrast, own_genes=own_genes,
+                                   chunk_size=chunk_size)
   found = [Candidate(target=t, rank=0, score=float(out.score[i]),
                      top_genes=_matches(matched, out.top_idx[i], out.top_pred[i]))
            for i, t in enumerate(targets)]
@@ -125,11 +142,11 @@ def _score(exp, params, *, targets, matched, controls, metric, n_top, chunk_size
 
 def _matches(matched, top_idx, top_pred) -> tuple[GeneMatch, ...]:
   return tuple(GeneMatch(matched.genes[j], float(p), float(matched.wanted[j]))
-               for j, p in zip(top_idx, top_pred) if p * matched.wanted[j] > 0)
+               for j, p in zip(top_idx, top_pred) if j >= 0)
 
 
 def _rank(found: list[Candidate], metric: str) -> list[Candidate]:
-  sign = -1.0 if metric == "cosine" else 1.0
+  sign = 1.0 if metric == "l1" else -1.0
   order = sorted(found, key=lambda c: (sign * c.score, c.target))
   return [dataclasses.replace(c, rank=i + 1) for i, c in enumerate(order)]
 
@@ -138,11 +155,11 @@ def format_table(ranked: list[Candidate], *, top: int, metric: str, log_base: st
   """The best `top` candidates as text; fold changes shown in `log_base` ("2" or "e")."""
   unit = design_signature.LOG_BASES[log_base]
   lfc = "log2FC" if log_base == "2" else "lnFC"
-  head = "cosine" if metric == "cosine" else f"L1 {lfc}"
+  head = f"L1 {lfc}" if metric == "l1" else metric
   lines = [f"{'rank':>4}  {'candidate':<22}{head:>10}  top matching genes "
            f"(predicted/wanted {lfc})"]
   for c in ranked[:top]:
-    score = c.score if metric == "cosine" else c.score / unit
+    score = c.score / unit if metric == "l1" else c.score
     genes = ", ".join(f"{m.gene} ({m.predicted / unit:+.2f}/{m.wanted / unit:+.2f})"
                       for m in c.top_genes) or "-"
     lines.append(f"{c.rank:>4}  {c.target:<22}{score:>10.4f}  {genes}")
@@ -164,8 +181,11 @@ def parse_args(argv=None):
                  help="pairs are formed from this many best singles")
   p.add_argument("--candidates", default=None, help="gene list file (one per line; A+B allowed)")
   p.add_argument("--top", type=int, default=10, help="candidates to print")
-  p.add_argument("--metric", choices=design_score.METRICS, default="cosine")
-  p.add_argument("--seed", type=int, default=0, help="seed of the shared control cells")
+  p.add_argument("--metric", choices=design_score.METRICS, default="specific",
+                 help="specific (default): cosine of what is specific to each candidate; "
+                 "cosine: of the raw predictions; l1: mean absolute difference")
+  p.add_argument("--seed", type=int, default=0,
+                 help="seed of the shared control cells and the reference genes")
   p.add_argument("--out", default=None, help="also write the whole ranking to this csv")
   return p.parse_args(argv)
 

@@ -5,6 +5,13 @@ perturbation. Candidates go through one jitted function in fixed-size chunks (on
 signature length), vmapped over candidates with the control set unbatched; the [chunk, set, genes]
 prediction is reduced inside it to the mean log fold change on the signature's genes, and only a
 score and the best-agreeing genes come back.
+
+The default metric, "specific", compares what is specific to each candidate: every candidate's
+prediction shares a large common part (the model starts from a ridge prior near the mean training
+effect), which the raw cosine mostly measures. Both sides are taken relative to the model's
+typical perturbation (the mean prediction over a seeded reference sample of genes), each gene is
+divided by how much predictions vary on it across that sample, and the direction of the typical
+effect is projected out (`Contrast`); the score is the cosine of what remains.
 """
 
 from __future__ import annotations
@@ -23,7 +30,12 @@ from vccjax.data import features as features_lib
 from vccjax.errors import InputError
 from vccjax.models import ModelInputs
 
-METRICS = ("cosine", "l1")  # cosine: higher is closer; l1: mean |predicted - wanted|, lower
+# specific, cosine: higher is closer (cosine after / without the `Contrast`); l1: mean
+# |predicted - wanted|, lower is closer.
+METRICS = ("specific", "cosine", "l1")
+REFERENCE_SIZE = 1024  # genes whose predictions define the typical perturbation (seeded sample)
+# Genes that the reference predictions do not vary on get at most this weight x the median one.
+MAX_RELATIVE_WEIGHT = 1e3
 # Predicted values per call ([chunk, set, genes] float32, 8 MB): small enough to stay in cache,
 # measured faster on CPU than bigger calls (32 candidates of the bench model), and bounds memory.
 CHUNK_ELEMENTS = 1 << 21
@@ -31,10 +43,48 @@ MIN_CHUNK, MAX_CHUNK = 8, 512
 
 
 class ChunkScores(NamedTuple):
-  """Scores of candidates. score: [C]; top_idx, top_pred: [C, k] (index into the signature)."""
+  """Scores of candidates. score: [C]; top_idx, top_pred: [C, k].
+
+  top_idx indexes the signature's genes, -1 where prediction and signature do not agree (their
+  compared values have opposite signs); top_pred is the predicted natural-log fold change.
+  """
   score: np.ndarray
   top_idx: np.ndarray
   top_pred: np.ndarray
+
+
+class Contrast(NamedTuple):
+  """What a vector x [..., n] on the signature's genes is compared by: ((x - centre) * weight)
+  with its component along `axis` (unit length, or 0: none) removed. All fields: [n] float32."""
+  centre: np.ndarray
+  weight: np.ndarray
+  axis: np.ndarray
+
+
+def identity_contrast(n: int) -> Contrast:
+  """The contrast that leaves vectors as they are (the raw cosine)."""
+  return Contrast(np.zeros(n, np.float32), np.ones(n, np.float32), np.zeros(n, np.float32))
+
+
+def typical_contrast(reference: np.ndarray) -> Contrast:
+  """The "specific" metric's contrast from reference predictions [R, n] (see module docstring).
+
+  centre: the mean prediction; weight: 1 / the SD over the reference (floored so that no gene
+  weighs more than MAX_RELATIVE_WEIGHT x the median gene); axis: the weighted mean, unit length.
+  """
+  reference = np.asarray(reference, np.float64)
+  centre, sd = reference.mean(0), reference.std(0)
+  floor = max(float(np.median(sd)) / MAX_RELATIVE_WEIGHT, 1e-12)
+  weight = 1.0 / np.maximum(sd, floor)
+  axis = centre * weight
+  axis /= max(float(np.linalg.norm(axis)), 1e-12)
+  return Contrast(*(a.astype(np.float32) for a in (centre, weight, axis)))
+
+
+def apply_contrast(x, contrast: Contrast):
+  """x [..., n] -> [..., n] as compared under `contrast` (jnp; works on NumPy input)."""
+  y = (x - contrast.centre) * contrast.weight
+  return y - (y @ contrast.axis)[..., None] * contrast.axis
 
 
 def known_genes(exp) -> list[str]:
@@ -56,8 +106,12 @@ def candidate_features(exp, targets: list[str]) -> tuple[features_lib.Perturbati
   return feats, [t for t in targets if not all(known[g] for g in t.split("+"))]
 
 
-def chunk_inputs(exp, *, feats, targets: list[str], control_expr: np.ndarray) -> ModelInputs:
+def chunk_inputs(exp, *, feats, targets: list[str], control_expr: np.ndarray,
+                 own_genes: bool = True) -> ModelInputs:
   """ModelInputs of `targets` ([C]) sharing one control set ([1, S, n_in], mask [1, S]).
+
+  own_genes=False encodes every target gene as unmeasured, so the model's explicit change of
+  the target genes themselves (the knockdown term) is left out: downstream effects only.
 
   Encoded by `Experiment.encode` itself (one code path with training and prediction), given only
   the chunk's rows of `feats`: it looks genes up one target at a time, which is quadratic over
@@ -68,43 +122,64 @@ def chunk_inputs(exp, *, feats, targets: list[str], control_expr: np.ndarray) ->
   sub = dataclasses.replace(feats, genes=[feats.genes[i] for i in rows],
                             matrix=feats.matrix[rows], present=feats.present[rows])
   enc = exp.encode(targets, feats=sub)
+  if not own_genes:
+    enc.target_out_pos[:] = -1
   mask = np.ones((1, control_expr.shape[1]), bool)
   return experiment_lib.model_inputs(control_expr, mask, enc, np.arange(len(targets)))
 
 
-@functools.lru_cache(maxsize=8)
-def make_chunk_scorer(model, *, metric: str, n_top: int):
-  """A jitted `(params, inputs, columns [n], wanted [n]) -> ChunkScores`.
-
-  inputs: ModelInputs of C candidates whose control set ([1, S, n_in], mask [1, S]) is shared.
-  """
-  if metric not in METRICS:
-    raise InputError("--metric", f"unknown metric {metric!r}", f"use one of {METRICS}")
-
+def _mean_prediction(model):
+  """`(params, inputs) -> [C, G]` mean predicted log fold change of C candidates that share one
+  control set; vmapped over candidates with the control set unbatched, so the work on control
+  cells alone (the cell encoder) runs once per chunk, not once per candidate."""
   shared = ("control_expr", "control_mask")
 
   def predict_one(params, inputs):
-    """[S, G] log fold changes of one candidate (per-candidate fields unbatched)."""
+    """[G] mean log fold change of one candidate (per-candidate fields unbatched)."""
     x = inputs._replace(**{f: getattr(inputs, f)[None] for f in inputs._fields
                            if f not in shared})
-    return model.apply(params, x, deterministic=True)[0]
-
-  def score(params, inputs, columns, wanted):
-    # vmap over candidates with the control set unbatched: the work on control cells alone (the
-    # cell encoder) runs once per chunk, not once per candidate.
-    axes = inputs._replace(**{f: (None if f in shared else 0) for f in inputs._fields})
-    log_fold = jax.vmap(predict_one, in_axes=(None, axes))(params, inputs)[..., columns]
+    log_fold = model.apply(params, x, deterministic=True)[0]  # [S, G]
     control_mask = inputs.control_mask[0]
-    weight = control_mask / jnp.sum(control_mask)
-    pred = jnp.einsum("csn,s->cn", log_fold, weight)  # [C, n]
-    if metric == "cosine":
-      norms = jnp.linalg.norm(pred, axis=1) * jnp.linalg.norm(wanted)
-      value = pred @ wanted / jnp.maximum(norms, 1e-12)
-    else:
+    return control_mask @ log_fold / jnp.sum(control_mask)
+
+  def predict(params, inputs):
+    axes = inputs._replace(**{f: (None if f in shared else 0) for f in inputs._fields})
+    return jax.vmap(predict_one, in_axes=(None, axes))(params, inputs)
+
+  return predict
+
+
+@functools.lru_cache(maxsize=8)
+def make_effect_predictor(model):
+  """A jitted `(params, inputs) -> [C, G]` mean predicted log fold change per candidate."""
+  return jax.jit(_mean_prediction(model))
+
+
+@functools.lru_cache(maxsize=8)
+def make_chunk_scorer(model, *, metric: str, n_top: int):
+  """A jitted `(params, inputs, columns [n], wanted [n], contrast) -> ChunkScores`.
+
+  inputs: ModelInputs of C candidates whose control set ([1, S, n_in], mask [1, S]) is shared.
+  contrast: a `Contrast` on the n genes (cosine metrics: both sides compared through it).
+  """
+  if metric not in METRICS:
+    raise InputError("--metric", f"unknown metric {metric!r}", f"use one of {METRICS}")
+  predict = _mean_prediction(model)
+
+  def score(params, inputs, columns, wanted, contrast):
+    pred = predict(params, inputs)[:, columns]  # [C, n]
+    if metric == "l1":
       value = jnp.mean(jnp.abs(pred - wanted), axis=1)
+      agree = pred * wanted
+    else:
+      seen, want = apply_contrast(pred, contrast), apply_contrast(wanted, contrast)
+      norms = jnp.linalg.norm(seen, axis=1) * jnp.linalg.norm(want)
+      value = seen @ want / jnp.maximum(norms, 1e-12)
+      agree = seen * want
     # Agreement per gene: large when both change a lot in the same direction.
-    _, top_idx = jax.lax.top_k(pred * wanted, n_top)
-    return ChunkScores(value, top_idx, jnp.take_along_axis(pred, top_idx, axis=1))
+    top_agree, top_idx = jax.lax.top_k(agree, n_top)
+    top_pred = jnp.take_along_axis(pred, top_idx, axis=1)
+    return ChunkScores(value, jnp.where(top_agree > 0, top_idx, -1), top_pred)
 
   return jax.jit(score)
 
@@ -114,24 +189,67 @@ def chunk_size_for(exp, set_size: int) -> int:
   return int(np.clip(CHUNK_ELEMENTS // (set_size * exp.dataset.n_genes), MIN_CHUNK, MAX_CHUNK))
 
 
+def _chunks(exp, *, targets, feats, controls, chunk_size, own_genes):
+  """(chunk size, ModelInputs) of each fixed-size chunk of `targets`, the last one padded with
+  the last target so the jitted shapes stay fixed."""
+  n = len(targets)
+  chunk = min(chunk_size or chunk_size_for(exp, len(controls)), n)
+  expr = exp.dataset.hvg_log1p[controls][None]
+  for start in range(0, n, chunk):
+    idx = np.minimum(np.arange(start, start + chunk), n - 1)
+    yield chunk_inputs(exp, feats=feats, targets=[targets[i] for i in idx], control_expr=expr,
+                       own_genes=own_genes)
+
+
+def predict_effects(exp, params, *, targets: list[str], feats, controls: np.ndarray,
+                    own_genes: bool = True, chunk_size: int | None = None) -> np.ndarray:
+  """[T, G] mean predicted natural-log fold change of each target from the `controls` [S]
+  (own_genes: as `chunk_inputs`)."""
+  predict = make_effect_predictor(exp.model)
+  out = [predict(params, inputs) for inputs in _chunks(
+      exp, targets=targets, feats=feats, controls=controls, chunk_size=chunk_size,
+      own_genes=own_genes)]
+  return np.concatenate([np.asarray(o) for o in out])[:len(targets)]
+
+
+def reference_genes(exp, *, seed: int = 0, size: int = REFERENCE_SIZE) -> list[str]:
+  """A seeded sample of `size` genes with features (all if fewer): the typical perturbation's
+  reference, independent of the candidates asked about."""
+  genes = known_genes(exp)
+  if len(genes) <= size:
+    return genes
+  return sorted(np.random.default_rng(seed).choice(genes, size, replace=False).tolist())
+
+
+def reference_contrast(exp, params, *, controls: np.ndarray, columns: np.ndarray,
+                       seed: int = 0, size: int = REFERENCE_SIZE, own_genes: bool = True,
+                       chunk_size: int | None = None) -> Contrast:
+  """`typical_contrast` of the predictions of `reference_genes` on the genes `columns` [n]."""
+  genes = reference_genes(exp, seed=seed, size=size)
+  feats, featureless = candidate_features(exp, genes)
+  skipped = set(featureless)
+  genes = [g for g in genes if g not in skipped]
+  effects = predict_effects(exp, params, targets=genes, feats=feats, controls=controls,
+                            own_genes=own_genes, chunk_size=chunk_size)
+  return typical_contrast(effects[:, columns])
+
+
 def score_targets(exp, params, *, targets: list[str], feats, controls: np.ndarray,
                   columns: np.ndarray, wanted: np.ndarray, metric: str, n_top: int,
+                  contrast: Contrast | None = None, own_genes: bool = True,
                   chunk_size: int | None = None) -> ChunkScores:
   """Scores of `targets` ([T]); the last chunk is padded so the jitted shapes stay fixed.
 
   feats: features of the targets' genes (`candidate_features`); controls: [S] control cells;
-  columns, wanted: [n] the signature on the model's output genes.
+  columns, wanted: [n] the signature on the model's output genes; contrast: how the cosine
+  metrics compare (default: as they are); own_genes: as `chunk_inputs`.
   """
-  n = len(targets)
-  chunk = min(chunk_size or chunk_size_for(exp, len(controls)), n)
   scorer = make_chunk_scorer(exp.model, metric=metric, n_top=min(n_top, len(columns)))
-  expr = exp.dataset.hvg_log1p[controls][None]
   cols, want = jnp.asarray(columns), jnp.asarray(wanted, jnp.float32)
-  out = []
-  for start in range(0, n, chunk):
-    idx = np.minimum(np.arange(start, start + chunk), n - 1)  # pad with the last candidate
-    inputs = chunk_inputs(exp, feats=feats, targets=[targets[i] for i in idx],
-                          control_expr=expr)
-    # Dispatch is asynchronous: the next chunk is encoded while this one computes.
-    out.append(scorer(params, inputs, cols, want))
-  return ChunkScores(*(np.concatenate([np.asarray(a) for a in parts])[:n] for parts in zip(*out)))
+  contrast = Contrast(*map(jnp.asarray, contrast or identity_contrast(len(columns))))
+  # Dispatch is asynchronous: the next chunk is encoded while this one computes.
+  out = [scorer(params, inputs, cols, want, contrast) for inputs in _chunks(
+      exp, targets=targets, feats=feats, controls=controls, chunk_size=chunk_size,
+      own_genes=own_genes)]
+  return ChunkScores(*(np.concatenate([np.asarray(a) for a in parts])[:len(targets)]
+                       for parts in zip(*out)))

@@ -11,10 +11,12 @@ wall times, the ratio, each side's peak resident memory, and whether the three s
   python benchmarks/score_speed.py --genes 2000 --cells-per-pert 300     # a quick one
 
 Measured at full size (4.7e8 nonzero values per file) on the project's 2-vCPU VM while other
-jobs ran (load average 3-8): vccjax 111 s wall, 93 s CPU, 7.6 GiB peak; cell-eval 0.8.2 754 s
-wall, 886 s CPU, 15.8 GiB peak; 6.8x wall, 9.5x CPU, identical DES and PDS, MAE within 5e-10.
-(Generating the two files takes ~4 minutes once.) Our time: reading ~20%, regrouping the
-values by gene (SciPy's CSR-to-CSC) ~25%, sorting ~20%, the rank sums ~20%, scaling ~10%.
+jobs ran (load average ~5): vccjax 67.7 s wall, 71.2 s CPU, 4.9 GiB peak (the two files side by
+side, each read in row chunks); cell-eval 0.8.2 869 s wall, 856 s CPU, 15.7 GiB peak; 12.8x
+wall, 12.0x CPU, identical DES and PDS, MAE within 5e-10. (Before the chunked, threaded ranking:
+6.8x wall, 9.5x CPU at 7.6 GiB.) (Generating the two files takes ~5 minutes once.) Our CPU time
+per file: sorting ~25%, rank and tie sums ~35%, regrouping chunks by gene ~20%, reading twice
+and scaling ~20%.
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ def main(argv=None):
   p.add_argument("--genes", type=int, default=18_080)
   p.add_argument("--cache-dir", default=None, help="keep and reuse the generated files here")
   p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
-                 help="cell-eval's --num-threads (ours is single-threaded)")
+                 help="cell-eval's --num-threads (ours uses every CPU it may)")
   p.add_argument("--ce-venv", default=os.path.join(REPO, ".venv-ce08"))
   p.add_argument("--skip-cell-eval", action="store_true")
   args = p.parse_args(argv)

@@ -8,6 +8,10 @@ r"""Train-step throughput (cells/s) of a config's model, and its memory, on this
 Prints step time, cells/s (perturbed cells predicted per second in training), the devices used
 and the peak resident memory of the process. Runs on whatever JAX finds (CPU here, GPU/TPU when
 present): `JAX_PLATFORMS=cpu` forces the CPU.
+
+Measured with `--data` on the full VCC shape (220,000 x 18,080, 50k UMI, 18.5 GB; 2-core VM at
+load ~5): load 953 s, one step 20 s (with compile), prediction of 51,000 cells x 18,080 genes
+780 s, peak RSS 4.9 GiB for the whole process.
 """
 
 from __future__ import annotations

@@ -50,33 +50,44 @@ def batch_sums(rows: np.ndarray, *, label_bits: int, n_groups: int, base: int) -
   repeat = value_bits[1:] == value_bits[:-1]
   repeat &= label[1:] != mask
   repeat[width - 1::width] = False  # runs end with their gene's row
-  equal, ties = tie_sums(np.flatnonzero(repeat), value_bits, label, control_seen, bins, n_bins)
+  equal, ties = tie_sums(repeat, label, bins, n_bins)
   shape = (n_genes, mask + 1)
   return (nonzero, at_or_below, equal.reshape(shape)[:, :n_groups],
           ties.reshape(shape)[:, :n_groups], value_sums)
 
 
-def tie_sums(pairs, value_bits, label, control_seen, bins, n_bins):
-  """Sums over runs of equal values (flat positions `pairs` equal their successor); values
-  outside such runs add nothing to them."""
-  if not len(pairs):
+def tie_sums(repeat, label, bins, n_bins):
+  """(control_equal, tie_terms) [n_bins] from runs of equal values.
+
+  Args:
+    repeat: [n - 1] bool, flat value i equals value i + 1 (same gene, neither padding).
+    label: [n] group of each flat value.
+    bins: [n] (gene, group) bin of each flat value; n_bins: their number.
+
+  Within a run of equal values the keys sort by group, so each group's part of a run (a
+  sub-run of k values) is contiguous and the control's (c values) comes first. A group's k values
+  raise the run's t^3 - t, pooled with the control, by f(c + k) - f(c), f(t) = t^3 - t; each is
+  equal to c control values. The control's own term is f(c). Values outside runs add nothing.
+  """
+  if not repeat.any():
     return np.zeros(n_bins), np.zeros(n_bins)
-  # A run's entries: its consecutive `pairs`, then the one after the last of them.
-  run_end = np.ones(len(pairs), bool)
-  run_end[:-1] = pairs[1:] != pairs[:-1] + 1
-  at = np.insert(pairs, np.flatnonzero(run_end) + 1, pairs[run_end] + 1)
-  value, group, seen = value_bits[at], label[at], control_seen[at]
-  is_control = group == 0
-  k = np.arange(len(at))
-  new_run = np.ones(len(at), bool)
-  new_run[1:] = (value[1:] != value[:-1]) | (at[1:] != at[:-1] + 1)
-  run_start = np.maximum.accumulate(np.where(new_run, k, 0))
-  # Control values of the run up to this one: for a perturbed value, all of the run's.
-  b = seen - seen[run_start] + is_control[run_start]
-  new_run[1:] |= group[1:] != group[:-1]
-  group_start = np.maximum.accumulate(np.where(new_run, k, 0))
-  # The j-th value of a group's run of `a` raises the run's t^3 - t by 3m(m-1), m = j + b.
-  m = np.where(is_control, b, k - group_start + 1 + b).astype(np.float64)
-  ties = np.bincount(bins[at], weights=3.0 * m * (m - 1.0), minlength=n_bins)
-  equal = np.bincount(bins[at], weights=np.where(is_control, 0, b), minlength=n_bins)
-  return equal, ties
+  same_group = label[1:] == label[:-1]
+  same_group &= repeat  # i and i + 1 in one sub-run
+  in_run = np.zeros(len(label), bool)
+  in_run[1:] = repeat
+  opens_run = ~in_run  # (where in_run: the value does not equal the one before it)
+  in_run[:-1] |= repeat
+  sub_start = in_run.copy()
+  sub_start[1:] &= ~same_group
+  sub_end = in_run
+  sub_end[:-1] &= ~same_group
+  starts = np.flatnonzero(sub_start)
+  k = (np.flatnonzero(sub_end) - starts + 1).astype(np.float64)
+  is_control = label[starts] == 0
+  first = opens_run[starts]
+  controls_of_run = np.where(is_control[first], k[first], 0.0)
+  c = controls_of_run[np.cumsum(first) - 1]
+  ties = np.where(is_control, k**3 - k, (c + k)**3 - (c + k) - (c**3 - c))
+  at = bins[starts]
+  return (np.bincount(at, weights=np.where(is_control, 0.0, k * c), minlength=n_bins),
+          np.bincount(at, weights=ties, minlength=n_bins))

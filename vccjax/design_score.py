@@ -40,6 +40,7 @@ MAX_RELATIVE_WEIGHT = 1e3
 # measured faster on CPU than bigger calls (32 candidates of the bench model), and bounds memory.
 CHUNK_ELEMENTS = 1 << 21
 MIN_CHUNK, MAX_CHUNK = 8, 512
+ENCODE_BLOCK = 1024  # candidates encoded per `Experiment.encode` call
 
 
 class ChunkScores(NamedTuple):
@@ -107,7 +108,7 @@ def candidate_features(exp, targets: list[str]) -> tuple[features_lib.Perturbati
 
 
 def chunk_inputs(exp, *, feats, targets: list[str], control_expr: np.ndarray,
-                 own_genes: bool = True) -> ModelInputs:
+                 own_genes: bool = True, row_of: dict[str, int] | None = None) -> ModelInputs:
   """ModelInputs of `targets` ([C]) sharing one control set ([1, S, n_in], mask [1, S]).
 
   own_genes=False encodes every target gene as unmeasured, so the model's explicit change of
@@ -115,10 +116,10 @@ def chunk_inputs(exp, *, feats, targets: list[str], control_expr: np.ndarray,
 
   Encoded by `Experiment.encode` itself (one code path with training and prediction), given only
   the chunk's rows of `feats`: it looks genes up one target at a time, which is quadratic over
-  18k candidates but cheap over a chunk.
+  18k candidates but cheap over a chunk. row_of: {gene: row of feats} when already built.
   """
-  index = {g: i for i, g in enumerate(feats.genes)}
-  rows = np.array(sorted({index[g] for t in targets for g in t.split("+")}))
+  row_of = row_of or {g: i for i, g in enumerate(feats.genes)}
+  rows = np.array(sorted({row_of[g] for t in targets for g in t.split("+")}))
   sub = dataclasses.replace(feats, genes=[feats.genes[i] for i in rows],
                             matrix=feats.matrix[rows], present=feats.present[rows])
   enc = exp.encode(targets, feats=sub)
@@ -190,15 +191,22 @@ def chunk_size_for(exp, set_size: int) -> int:
 
 
 def _chunks(exp, *, targets, feats, controls, chunk_size, own_genes):
-  """(chunk size, ModelInputs) of each fixed-size chunk of `targets`, the last one padded with
-  the last target so the jitted shapes stay fixed."""
+  """ModelInputs of each fixed-size chunk of `targets`, the last one padded with the last target
+  so the jitted shapes stay fixed. Encoded ENCODE_BLOCK targets at a time (one batched prior
+  prediction for many small chunks), then cut into chunks."""
   n = len(targets)
   chunk = min(chunk_size or chunk_size_for(exp, len(controls)), n)
+  padded = [targets[i] for i in np.minimum(np.arange(-(-n // chunk) * chunk), n - 1)]
+  block = max(ENCODE_BLOCK // chunk, 1) * chunk
   expr = exp.dataset.hvg_log1p[controls][None]
-  for start in range(0, n, chunk):
-    idx = np.minimum(np.arange(start, start + chunk), n - 1)
-    yield chunk_inputs(exp, feats=feats, targets=[targets[i] for i in idx], control_expr=expr,
-                       own_genes=own_genes)
+  row_of = {g: i for i, g in enumerate(feats.genes)}
+  per_candidate = ("pert_genes", "pert_gene_mask", "target_out_pos", "prior_lfc")
+  for start in range(0, len(padded), block):
+    inputs = chunk_inputs(exp, feats=feats, targets=padded[start:start + block],
+                          control_expr=expr, own_genes=own_genes, row_of=row_of)
+    for first in range(0, len(inputs.prior_lfc), chunk):
+      yield inputs._replace(**{f: getattr(inputs, f)[first:first + chunk]
+                               for f in per_candidate})
 
 
 def predict_effects(exp, params, *, targets: list[str], feats, controls: np.ndarray,

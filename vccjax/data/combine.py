@@ -8,9 +8,9 @@ r"""Combine VCC-layout screens of different cell types into one file, for transf
 Keeps the genes every file measures (in the first file's order) and each file's
 `obs['target_gene']`, `obs['cell_type']` (a file without `cell_type` is named after the file)
 and `obs['batch']` (prefixed by the file's position, so batches of different files never
-merge); raw counts are copied as they are. `--shared-targets` keeps, in every file but the first, only
-the perturbations the first file also has (and the controls): what a model trained on the first
-file's cell type can be asked about elsewhere. Written atomically.
+merge); raw counts are copied as they are. `--shared_targets` keeps, in every file but the
+first, only the perturbations the first file also has (and the controls): what a model trained
+on the first file's cell type can be asked about elsewhere. Written atomically.
 """
 
 from __future__ import annotations

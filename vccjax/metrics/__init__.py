@@ -27,6 +27,6 @@ __all__ = [
     "abs_log2_fold_change", "apply_scaling", "assemble_baseline", "benjamini_hochberg",
     "cell_mean_baseline", "compare", "de_overlap", "discrimination_scores", "evaluate",
     "group_means", "group_sums", "is_counts", "mannwhitney_vs_control", "mean_absolute_error",
-    "mean_of_pseudobulks", "plan_scaling", "rank_sums", "rows_per_chunk", "scaled_scores", "summarize",
-    "summarize_chunks", "to_vcc_log1p",
+    "mean_of_pseudobulks", "plan_scaling", "rank_sums", "rows_per_chunk", "scaled_scores",
+    "summarize", "summarize_chunks", "to_vcc_log1p",
 ]

@@ -91,7 +91,7 @@ class KeyFormat:
 
 @dataclasses.dataclass(frozen=True)
 class GenePieces:
-  """One row chunk's nonzero keys, regrouped by gene: gene g's keys are keys[colptr[g]:colptr[g+1]]."""
+  """One row chunk's sort keys, regrouped by gene: gene g's are keys[colptr[g]:colptr[g + 1]]."""
   colptr: np.ndarray
   keys: np.ndarray
 
@@ -163,8 +163,7 @@ def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, sp.csr_matrix]], n
           rows, label_bits=key_format.label_bits, n_groups=n_groups, base=key_format.base)):
         total[genes] = part  # batches hold disjoint genes
 
-    for done in pool.map(reduce, gene_batches(pieces, n_genes=n_genes)):
-      del done
+    list(pool.map(reduce, gene_batches(pieces, n_genes=n_genes)))
   return GroupRankSums(sizes, *sums)
 
 

@@ -31,7 +31,8 @@ import scipy.sparse as sp
 from vccjax.metrics import ranksum_batch
 
 _VALUES_PER_CHUNK = 1 << 24  # stored values per row chunk: ~0.3 GB of work memory each
-_VALUES_PER_BATCH = 1 << 21  # keys sorted per NumPy call: a few MB, cache-sized
+_VALUES_PER_BATCH = 1 << 19  # keys per batch of genes: 2 MB, reused from the heap (larger
+# batches make the allocator map fresh pages for every temporary: ~2x the page faults)
 _MARGIN_ULPS = 64  # slack on a value range predicted before the values are computed
 
 

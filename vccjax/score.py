@@ -38,7 +38,8 @@ def load_summary(path: str, *, control_label: str):
   adata = io.read_h5ad(path, backed=True)
   labels = io.read_labels(adata, path=path, control_label=control_label)
   rows = metrics.rows_per_chunk(io.stored_values_per_row(adata))
-  plan = metrics.plan_scaling(io.iter_row_chunks(adata, rows), where=f"{path} X")
+  plan = metrics.plan_scaling(io.iter_row_chunks(adata, rows), where=f"{path} X",
+                              sparse=io.x_is_sparse(adata))
   chunks = ((start, metrics.apply_scaling(chunk, plan=plan, start=start))
             for start, chunk in io.iter_row_chunks(adata, rows))
   summary = metrics.summarize_chunks(chunks=chunks, targets=labels.target_gene,

@@ -117,14 +117,19 @@ def iter_row_chunks(adata: ad.AnnData, chunk_size: int = 8192):
     yield start, sp.csr_matrix(adata.X[start:stop], dtype=np.float32)
 
 
+def x_is_sparse(adata: ad.AnnData) -> bool:
+  """Whether `X` is stored sparse (in memory or backed)."""
+  return sp.issparse(adata.X) or getattr(adata.X, "format", None) in ("csr", "csc")
+
+
 def stored_values_per_row(adata: ad.AnnData) -> float:
   """Mean stored values per row of `X` (all genes for dense `X`), in memory or backed."""
   x = adata.X
-  if getattr(x, "format", None) in ("csr", "csc") and hasattr(x, "group"):  # backed sparse
+  if not x_is_sparse(adata):
+    return float(adata.n_vars)
+  if hasattr(x, "group"):  # backed
     return float(x.group["indptr"][-1]) / max(adata.n_obs, 1)
-  if sp.issparse(x):
-    return x.nnz / max(adata.n_obs, 1)
-  return float(adata.n_vars)
+  return x.nnz / max(adata.n_obs, 1)
 
 
 def read_gene_list(path: str) -> list[str]:

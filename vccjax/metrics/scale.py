@@ -55,21 +55,25 @@ class ScalePlan:
             float(np.log1p(max(self.high, self.low_positive) / factor.min())))
 
 
-def plan_scaling(chunks: Iterable, *, where: str = "X") -> ScalePlan:
+def plan_scaling(chunks: Iterable, *, where: str = "X", sparse: bool | None = None) -> ScalePlan:
   """One pass over a file's row chunks: counts or log1p, and for counts the median total.
 
   Args:
     chunks: (start_row, [rows, genes] dense or sparse chunk) pairs covering the file in order.
     where: what to name in error messages (e.g. the file path).
+    sparse: whether the file stores X sparse (scanpy's median differs, see below); None: as the
+      chunks are.
 
   Raises:
     InputError: non-finite values, negative counts, or fractional values outside [0, 15).
   """
-  fractional, low, high, low_positive, totals, sparse = False, 0.0, 0.0, np.inf, [], True
+  stored_sparse = sparse
+  fractional, low, high, low_positive, totals = False, 0.0, 0.0, np.inf, []
+  sparse = True if stored_sparse is None else stored_sparse
   for _, chunk in chunks:
-    sparse = sp.issparse(chunk)
+    sparse = sp.issparse(chunk) if stored_sparse is None else stored_sparse
     finite, chunk_low, chunk_high, chunk_fractional, chunk_positive = inspect_values(
-        chunk.data if sparse else np.asarray(chunk))
+        chunk.data if sp.issparse(chunk) else np.asarray(chunk))
     if not finite:
       raise InputError(where, "expression holds NaN or infinite values",
                        "write finite raw counts or log1p values")

@@ -82,7 +82,7 @@ def training_baseline(train_path: str, *, pert_counts: dict, control_label: str)
   adata = io.read_h5ad(train_path, backed=True)
   labels = io.read_labels(adata, path=train_path, control_label=control_label)
   plan = metrics.plan_scaling(io.iter_row_chunks(adata, _TRAIN_ROWS_PER_CHUNK),
-                              where=f"{train_path} X")
+                              where=f"{train_path} X", sparse=io.x_is_sparse(adata))
   names, group = np.unique(labels.target_gene, return_inverse=True)
   sums = np.zeros((len(names), adata.n_vars))
   controls = []

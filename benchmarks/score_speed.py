@@ -10,13 +10,13 @@ wall times, the ratio, each side's peak resident memory, and whether the three s
   python benchmarks/score_speed.py --cache-dir /tmp/vcc_speed            # full size
   python benchmarks/score_speed.py --genes 2000 --cells-per-pert 300     # a quick one
 
-Measured at full size (4.7e8 nonzero values per file) on the project's 2-vCPU VM while other
-jobs ran (load average ~5): vccjax 67.7 s wall, 71.2 s CPU, 4.9 GiB peak (the two files side by
-side, each read in row chunks); cell-eval 0.8.2 869 s wall, 856 s CPU, 15.7 GiB peak; 12.8x
-wall, 12.0x CPU, identical DES and PDS, MAE within 5e-10. (Before the chunked, threaded ranking:
-6.8x wall, 9.5x CPU at 7.6 GiB.) (Generating the two files takes ~5 minutes once.) Our CPU time
-per file: sorting ~25%, rank and tie sums ~35%, regrouping chunks by gene ~20%, reading twice
-and scaling ~20%.
+Measured at full size (4.7e8 nonzero values per file) on the project's 2-vCPU VM, quiet: vccjax
+42.0 s wall, 73.1 s CPU, 5.0 GiB peak (the two files side by side, each read in row chunks);
+cell-eval 0.8.2 475 s wall, 841 s CPU, 15.7 GiB peak; 11.3x wall, 11.5x CPU (12.8x / 12.0x in a
+run at load ~5, where cell-eval lost more), identical DES and PDS, MAE within 5e-10. (Before the
+chunked, threaded ranking: 6.8x wall, 9.5x CPU at 7.6 GiB.) Generating the two files takes ~5
+minutes once. Our CPU time per file: sorting ~25%, rank and tie sums ~25%, regrouping chunks by
+gene ~20%, reading twice and scaling ~20%, page faults ~10%.
 """
 
 from __future__ import annotations

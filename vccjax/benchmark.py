@@ -79,7 +79,7 @@ def eligible_targets(targets: list[str], kind: str) -> list[str]:
   doubles = [t for t in targets if "+" in t]
   if kind == "doubles":
     return doubles
-  return [t for t in doubles if set(t.split("+")) <= singles]
+  return [t for t in doubles if set(targets_lib.genes_of(t)) <= singles]
 
 
 def cell_type_folds(config, out: str, holdout: str) -> list[list[str]]:

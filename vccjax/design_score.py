@@ -16,7 +16,6 @@ effect is projected out (`Contrast`); the score is the cosine of what remains.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import NamedTuple
 
@@ -27,6 +26,7 @@ import numpy as np
 from vccjax import experiment as experiment_lib
 from vccjax import prediction
 from vccjax.data import features as features_lib
+from vccjax.data import targets as targets_lib
 from vccjax.errors import InputError
 from vccjax.models import ModelInputs
 
@@ -102,27 +102,21 @@ def control_set(exp, *, seed: int = 0, set_size: int | None = None) -> np.ndarra
 def candidate_features(exp, targets: list[str]) -> tuple[features_lib.PerturbationFeatures,
                                                          list[str]]:
   """Features of every gene of `targets` (computed once), and the targets a source lacks."""
-  feats = exp.features_for(sorted({g for t in targets for g in t.split("+")}))
+  feats = exp.features_for(sorted({g for t in targets for g in targets_lib.genes_of(t)}))
   known = dict(zip(feats.genes, feats.present.any(1)))
-  return feats, [t for t in targets if not all(known[g] for g in t.split("+"))]
+  return feats, [t for t in targets if not all(known[g] for g in targets_lib.genes_of(t))]
 
 
 def chunk_inputs(exp, *, feats, targets: list[str], control_expr: np.ndarray,
-                 own_genes: bool = True, row_of: dict[str, int] | None = None) -> ModelInputs:
+                 own_genes: bool = True) -> ModelInputs:
   """ModelInputs of `targets` ([C]) sharing one control set ([1, S, n_in], mask [1, S]).
 
   own_genes=False encodes every target gene as unmeasured, so the model's explicit change of
   the target genes themselves (the knockdown term) is left out: downstream effects only.
 
-  Encoded by `Experiment.encode` itself (one code path with training and prediction), given only
-  the chunk's rows of `feats`: it looks genes up one target at a time, which is quadratic over
-  18k candidates but cheap over a chunk. row_of: {gene: row of feats} when already built.
+  Encoded by `Experiment.encode` itself (one code path with training and prediction).
   """
-  row_of = row_of or {g: i for i, g in enumerate(feats.genes)}
-  rows = np.array(sorted({row_of[g] for t in targets for g in t.split("+")}))
-  sub = dataclasses.replace(feats, genes=[feats.genes[i] for i in rows],
-                            matrix=feats.matrix[rows], present=feats.present[rows])
-  enc = exp.encode(targets, feats=sub)
+  enc = exp.encode(targets, feats=feats)
   if not own_genes:
     enc.target_out_pos[:] = -1
   mask = np.ones((1, control_expr.shape[1]), bool)
@@ -199,11 +193,10 @@ def _chunks(exp, *, targets, feats, controls, chunk_size, own_genes):
   padded = [targets[i] for i in np.minimum(np.arange(-(-n // chunk) * chunk), n - 1)]
   block = max(ENCODE_BLOCK // chunk, 1) * chunk
   expr = exp.dataset.hvg_log1p[controls][None]
-  row_of = {g: i for i, g in enumerate(feats.genes)}
   per_candidate = ("pert_genes", "pert_gene_mask", "target_out_pos", "prior_lfc")
   for start in range(0, len(padded), block):
     inputs = chunk_inputs(exp, feats=feats, targets=padded[start:start + block],
-                          control_expr=expr, own_genes=own_genes, row_of=row_of)
+                          control_expr=expr, own_genes=own_genes)
     for first in range(0, len(inputs.prior_lfc), chunk):
       yield inputs._replace(**{f: getattr(inputs, f)[first:first + chunk]
                                for f in per_candidate})

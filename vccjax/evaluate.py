@@ -66,8 +66,7 @@ class VccEvaluator:
     cell_types = {targets_lib.cell_type_of(t) for t in self.targets}
     if len(cell_types) == 1 and None not in cell_types:
       (cell_type,) = cell_types
-      names = np.array([n.split("|")[-1] for n in ds.context_names])
-      controls = controls[names[ds.context[controls]] == cell_type]
+      controls = controls[ds.context_cell_types[ds.context[controls]] == cell_type]
     return controls
 
   def _score(self, pred_expr) -> dict:

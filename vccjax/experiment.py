@@ -151,10 +151,9 @@ class Experiment:
     pooled = pooled_features(enc)
     to_predict = []  # (target index, feature vector)
     for i, target in enumerate(targets):
-      perturbation = target.split(targets_lib.CELL_TYPE_SEP)[0]
+      perturbation = targets_lib.perturbation_of(target)
       if targets_lib.cell_type_of(target) is not None:
-        same = [t for t in loo if t != target and t.split(targets_lib.CELL_TYPE_SEP)[0] ==
-                perturbation]
+        same = [t for t in loo if t != target and targets_lib.perturbation_of(t) == perturbation]
         if same:
           enc.prior_lfc[i] = np.mean([self.dataset.target_lfc[row[t]] for t in same], axis=0)
           continue

@@ -33,8 +33,7 @@ def context_share(exp, target: str | None = None) -> np.ndarray:
   ds = exp.dataset
   cell_type = targets_lib.cell_type_of(target) if target else None
   if cell_type is not None:
-    in_type = np.array([name.split("|")[-1] == cell_type for name in ds.context_names])
-    cells = ds.labels.is_control & in_type[ds.context]
+    cells = ds.labels.is_control & (ds.context_cell_types == cell_type)[ds.context]
   else:
     cells = np.isin(ds.labels.target_gene, exp.split.train)
   share = np.bincount(ds.context[cells], minlength=len(ds.context_names)).astype(np.float64)

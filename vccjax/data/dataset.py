@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from vccjax.data import io
 from vccjax.data import normalize
 from vccjax.data import streaming
+from vccjax.data import targets as targets_lib
 from vccjax.errors import InputError
 
 # Above this many stored values, X is read backed (on disk) rather than loaded (~1.6 GB CSR).
@@ -101,6 +102,11 @@ class PerturbDataset:
     if genes is not None:
       expr = expr[:, genes]
     return expr.toarray()
+
+  @property
+  def context_cell_types(self) -> np.ndarray:
+    """[contexts] the cell type of each context (the last part of its name, batch|cell type)."""
+    return np.array([name.split("|")[-1] for name in self.context_names])
 
   def cells_lfc(self, cells: np.ndarray) -> np.ndarray:
     """[genes] log fold change of some perturbed cells, as `target_lfc` (few-shot targets).
@@ -212,7 +218,8 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
   matched = target_counts - count_effect  # the matched controls' mean normalised counts
   target_lfc = np.log((target_counts + lfc_pseudocount) / (matched + lfc_pseudocount))
   gene_pos = {g: i for i, g in enumerate(labels.gene_names)}
-  measured_targets = [gene_pos[g] for t in targets for g in t.split("+") if g in gene_pos]
+  measured_targets = [gene_pos[g] for t in targets for g in targets_lib.genes_of(t)
+                      if g in gene_pos]
   hvg = normalize.select_hvg(moments.mean, moments.var, n_hvg if n_hvg > 0 else adata.n_vars,
                              always_include=np.array(measured_targets, dtype=np.int64))
   blocks = _hvg_blocks(adata, hvg, totals, target_sum, chunk_size)

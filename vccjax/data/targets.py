@@ -12,9 +12,14 @@ import numpy as np
 CELL_TYPE_SEP = "@"
 
 
+def perturbation_of(target: str) -> str:
+  """A label without its cell type: 'A+B@T98G' -> 'A+B'."""
+  return target.partition(CELL_TYPE_SEP)[0]
+
+
 def genes_of(target: str) -> list[str]:
   """The perturbed genes of a label: 'A+B@T98G' -> ['A', 'B']."""
-  return target.split(CELL_TYPE_SEP)[0].split("+")
+  return perturbation_of(target).split("+")
 
 
 def cell_type_of(target: str) -> str | None:

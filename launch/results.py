@@ -6,6 +6,8 @@ import json
 import math
 import os
 
+from vccjax import logbook
+
 MANIFEST = "sweep.json"  # written by sweep.py: each run's name, overrides and command
 RESULTS = "sweep_results.json"
 
@@ -74,9 +76,4 @@ def _fmt(x, width: int, spec: str = ".2f") -> str:
 
 
 def write(root: str, rows: list[dict]) -> str:
-  path = os.path.join(root, RESULTS)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(rows, f, indent=2)
-  os.replace(tmp, path)
-  return path
+  return logbook.write_text_atomic(os.path.join(root, RESULTS), json.dumps(rows, indent=2))

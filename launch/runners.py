@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+from vccjax import logbook
+
 
 def add_slurm_args(parser) -> None:
   g = parser.add_argument_group("slurm (--mode=slurm)")
@@ -29,9 +31,7 @@ def add_tpu_args(parser) -> None:
 
 def write_file(path: str, text: str) -> str:
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, "w") as f:
-    f.write(text)
-  return path
+  return logbook.write_text_atomic(path, text)
 
 
 def slurm_script(runs, *, root: str, job_name: str, args) -> str:

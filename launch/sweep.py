@@ -42,6 +42,7 @@ if __package__ in (None, ""):  # run as `python launch/sweep.py`: make `launch` 
 from launch import results  # noqa: E402
 from launch import runners  # noqa: E402
 from vccjax import config_file  # noqa: E402
+from vccjax import logbook  # noqa: E402
 from vccjax.errors import InputError, cli_exit_on_input_error  # noqa: E402
 
 MANIFEST = results.MANIFEST
@@ -179,8 +180,7 @@ def write_manifest(root: str, *, config_arg: str, sweep: str, runs: list[Run]) -
   manifest = {"config": config_arg, "sweep": sweep,
               "runs": [{"name": r.name, "overrides": r.overrides, "command": r.command}
                        for r in runs]}
-  with open(os.path.join(root, MANIFEST), "w") as f:
-    json.dump(manifest, f, indent=2)
+  logbook.write_text_atomic(os.path.join(root, MANIFEST), json.dumps(manifest, indent=2))
 
 
 def parse_args(argv=None):

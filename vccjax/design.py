@@ -27,8 +27,10 @@ import time
 from typing import NamedTuple
 
 from vccjax import design_score
+from vccjax import logbook
 from vccjax import design_signature
 from vccjax.data import io
+from vccjax.data import targets as targets_lib
 from vccjax.errors import InputError, cli_exit_on_input_error
 
 DEFAULT_PAIR_POOL = 50  # M best singles whose M(M-1)/2 pairs are scored (1,225 for 50)
@@ -82,8 +84,7 @@ def rank_candidates(exp, params, *, signature: dict[str, float], candidates: lis
     All scored candidates, ties broken by name.
   """
   log = log or (lambda *a, **k: None)
-  if max_genes not in (1, 2):
-    raise InputError("--max-genes", f"{max_genes}", "use 1 (singles) or 2 (also pairs)")
+  _check_max_genes(max_genes)
   if max_genes > exp.max_genes:
     raise InputError("--max-genes", f"the run's model takes at most {exp.max_genes} gene(s) per "
                      "perturbation", "retrain with --config.data.max_genes_per_target=2")
@@ -109,7 +110,7 @@ def rank_candidates(exp, params, *, signature: dict[str, float], candidates: lis
       (", the typical perturbation's reference genes included)" if contrast else ")"))
   if max_genes == 2:
     singles = [c.target for c in ranked if "+" not in c.target][:pair_pool]
-    given = {frozenset(c.target.split("+")) for c in ranked}
+    given = {frozenset(targets_lib.genes_of(c.target)) for c in ranked}
     pairs = ["+".join(p) for p in itertools.combinations(sorted(singles), 2)
              if frozenset(p) not in given]
     t0 = time.time()
@@ -117,6 +118,11 @@ def rank_candidates(exp, params, *, signature: dict[str, float], candidates: lis
     log(f"[design] {len(pairs):,} pairs of the best {len(singles)} singles scored in "
         f"{time.time() - t0:.2f}s")
   return ranked
+
+
+def _check_max_genes(max_genes: int) -> None:
+  if max_genes not in (1, 2):
+    raise InputError("--max-genes", f"{max_genes}", "use 1 (singles) or 2 (also pairs)")
 
 
 def _score(exp, params, *, targets, matched, controls, metric, contrast, own_genes, n_top,
@@ -193,8 +199,7 @@ def parse_args(argv=None):
 @cli_exit_on_input_error
 def main(argv=None) -> list[Candidate]:
   args = parse_args(argv)
-  if args.max_genes not in (1, 2):
-    raise InputError("--max-genes", f"{args.max_genes}", "use 1 (singles) or 2 (also pairs)")
+  _check_max_genes(args.max_genes)  # before loading the run, which takes seconds
   if args.top < 1 or args.pair_pool < 2:
     raise InputError("--top/--pair-pool", f"{args.top}/{args.pair_pool}",
                      "print at least 1 candidate; pair at least 2 singles")
@@ -221,10 +226,9 @@ def main(argv=None) -> list[Candidate]:
 
 
 def write_ranking(ranked: list[Candidate], path: str) -> None:
-  with open(path, "w") as f:
-    f.write("rank,candidate,score,top_genes\n")
-    for c in ranked:
-      f.write(f"{c.rank},{c.target},{c.score:.6g},{';'.join(m.gene for m in c.top_genes)}\n")
+  logbook.write_text_atomic(path, "rank,candidate,score,top_genes\n" + "".join(
+      f"{c.rank},{c.target},{c.score:.6g},{';'.join(m.gene for m in c.top_genes)}\n"
+      for c in ranked))
 
 
 if __name__ == "__main__":

@@ -8,11 +8,17 @@ import os
 import time
 
 
-def write_json_atomic(path: str, obj) -> None:
+def write_text_atomic(path: str, text: str) -> str:
+  """Writes `text` to `path` through a temporary file and a rename: never half a file."""
   tmp = f"{path}.tmp"
   with open(tmp, "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True, default=float)
+    f.write(text)
   os.replace(tmp, path)
+  return path
+
+
+def write_json_atomic(path: str, obj) -> None:
+  write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=float))
 
 
 class MetricsLog:
@@ -25,10 +31,7 @@ class MetricsLog:
   def __init__(self, workdir: str, *, resume_step: int = 0):
     self.path = os.path.join(workdir, "metrics.jsonl")
     kept = [r for r in self.read(self.path) if r.get("step", 0) <= resume_step]
-    tmp = f"{self.path}.tmp"
-    with open(tmp, "w") as f:
-      f.writelines(json.dumps(r) + "\n" for r in kept)
-    os.replace(tmp, self.path)
+    write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
   @staticmethod
   def read(path: str) -> list[dict]:

@@ -22,6 +22,7 @@ import sys
 import numpy as np
 import scipy.sparse as sp
 
+from vccjax import logbook
 from vccjax import metrics
 from vccjax.data import io
 from vccjax.errors import InputError, cli_exit_on_input_error
@@ -194,8 +195,7 @@ def main(argv=None) -> dict:
                        fold_change_clip=args.fold_change_clip)
   print(format_report(scores))
   if args.json:
-    with open(args.json, "w") as f:
-      json.dump(scores, f, indent=1)
+    logbook.write_text_atomic(args.json, json.dumps(scores, indent=1))
   return scores
 
 

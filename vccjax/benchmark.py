@@ -14,7 +14,6 @@ cell-mean baseline) and `<model>.h5ad`, so anyone can re-score them with `cell-e
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time

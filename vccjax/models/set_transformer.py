@@ -12,7 +12,6 @@ per perturbation.
 from __future__ import annotations
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from vccjax.models import inputs as model_inputs

@@ -8,14 +8,13 @@ Prints the raw, baseline and baseline-scaled DES, PDS and MAE and the overall sc
 0.6.6 + pdex 0.1.27 rules by default). The baseline is the cell-mean baseline, either built here
 from a training file and a `pert_counts` table (as `cell-eval baseline` builds it) or read from
 a file `cell-eval baseline` wrote. Each file is read, scaled and summarised in row chunks, never
-whole (memory: about 4 bytes per nonzero value of the files summarised at once; the real and
-predicted files are summarised side by side). `--json` also writes a per-perturbation table.
+whole (memory: about 4 bytes per nonzero value of the file being summarised; the real and
+predicted files are summarised one after the other). `--json` also writes a per-perturbation table.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import json
 import sys
 
@@ -50,10 +49,14 @@ def load_summary(path: str, *, control_label: str):
 
 
 def load_summaries(paths: list[str], *, control_label: str) -> list:
-  """`load_summary` of several files at once, one thread each (their work overlaps: NumPy and
-  SciPy release the GIL), in the order given."""
-  with concurrent.futures.ThreadPoolExecutor(len(paths)) as pool:
-    return list(pool.map(lambda path: load_summary(path, control_label=control_label), paths))
+  """`load_summary` of several files, one after the other, in the order given.
+
+  One at a time, each on every CPU (its ranking runs on a thread pool): as fast as summarising
+  them side by side on 2 cores, at half the peak memory (2.9 vs 4.9 GiB for two files of the VCC
+  validation shape), and a new page of memory is dear on a VM (its first touch is zeroed, ~2 s
+  per GiB here).
+  """
+  return [load_summary(path, control_label=control_label) for path in paths]
 
 
 def _check_genes(path, genes, reference, reference_path):

@@ -48,3 +48,23 @@ def test_log1p_input_is_kept_and_bad_scales_are_rejected():
       metrics.to_vcc_log1p(bad, where="pred.h5ad")
   with pytest.raises(InputError, match="negative"):
     metrics.to_vcc_log1p(-_counts(3))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_inspect_values_over_many_windows(dtype):
+  """What the scan reports must not depend on which window a value falls in."""
+  from vccjax.metrics import scale
+  size = 3 * scale._VALUES_PER_CHECK + 5
+  values = np.zeros(size, dtype)
+  values[-2] = 7  # the largest and the smallest positive value, in the last (short) window
+  assert scale.inspect_values(values) == (True, 0.0, 7.0, False, 7.0)
+  values[scale._VALUES_PER_CHECK + 1] = -3
+  assert scale.inspect_values(values) == (True, -3.0, 7.0, False, 7.0)
+  if dtype is not np.int64:
+    fractional = values.copy()
+    fractional[2 * scale._VALUES_PER_CHECK] = 2.5
+    assert scale.inspect_values(fractional) == (True, -3.0, 7.0, True, 2.5)
+    for bad in (np.nan, np.inf, -np.inf):
+      broken = values.copy()
+      broken[-1] = bad
+      assert not scale.inspect_values(broken)[0]

@@ -67,27 +67,29 @@ def tie_sums(repeat, label, bins, n_bins):
   Within a run of equal values the keys sort by group, so each group's part of a run (a
   sub-run of k values) is contiguous and the control's (c values) comes first. A group's k values
   raise the run's t^3 - t, pooled with the control, by f(c + k) - f(c), f(t) = t^3 - t; each is
-  equal to c control values. The control's own term is f(c). Values outside runs add nothing.
+  equal to c control values. The control's own term is f(c). Values outside runs add nothing, so
+  everything after finding the runs works on their values only (~10% of a count file's).
   """
-  if not repeat.any():
+  follows = np.flatnonzero(repeat)  # i: value i + 1 equals value i
+  if not len(follows):
     return np.zeros(n_bins), np.zeros(n_bins)
-  same_group = label[1:] == label[:-1]
-  same_group &= repeat  # i and i + 1 in one sub-run
-  in_run = np.zeros(len(label), bool)
-  in_run[1:] = repeat
-  opens_run = ~in_run  # (where in_run: the value does not equal the one before it)
-  in_run[:-1] |= repeat
-  sub_start = in_run.copy()
-  sub_start[1:] &= ~same_group
-  sub_end = in_run
-  sub_end[:-1] &= ~same_group
+  # The values in runs, in order: every i, and i + 1 where i ends a chain of repeats.
+  chain_end = np.flatnonzero(np.diff(follows) != 1)
+  chain_end = np.append(chain_end, len(follows) - 1)
+  at = np.insert(follows, chain_end + 1, follows[chain_end] + 1)
+  opens_run = np.ones(len(at), bool)  # a run's first value: it does not equal the one before
+  opens_run[at > 0] = ~repeat[at[at > 0] - 1]
+  run_label = label[at]
+  sub_start = opens_run.copy()
+  sub_start[1:] |= run_label[1:] != run_label[:-1]
   starts = np.flatnonzero(sub_start)
-  k = (np.flatnonzero(sub_end) - starts + 1).astype(np.float64)
-  is_control = label[starts] == 0
+  k = np.diff(starts, append=len(at)).astype(np.float64)
+  is_control = run_label[starts] == 0
   first = opens_run[starts]
   controls_of_run = np.where(is_control[first], k[first], 0.0)
   c = controls_of_run[np.cumsum(first) - 1]
-  ties = np.where(is_control, k**3 - k, (c + k)**3 - (c + k) - (c**3 - c))
-  at = bins[starts]
-  return (np.bincount(at, weights=np.where(is_control, 0.0, k * c), minlength=n_bins),
-          np.bincount(at, weights=ties, minlength=n_bins))
+  t = c + k
+  ties = np.where(is_control, k * k * k - k, t * t * t - t - (c * c * c - c))
+  where = bins[at[starts]]
+  return (np.bincount(where, weights=np.where(is_control, 0.0, k * c), minlength=n_bins),
+          np.bincount(where, weights=ties, minlength=n_bins))

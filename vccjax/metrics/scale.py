@@ -15,8 +15,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
@@ -24,7 +22,7 @@ from vccjax.data import normalize
 from vccjax.errors import InputError
 
 _ROWS_PER_CHUNK = 8192
-_VALUES_PER_CHECK = 1 << 22
+_VALUES_PER_CHECK = 1 << 17  # values per window of `inspect_values` (L2-sized)
 _FRACTION_EPSILON = 1e-3  # cell-eval's guess_is_lognorm
 
 
@@ -147,32 +145,34 @@ def is_counts(expr) -> bool:
 
 def inspect_values(values: np.ndarray) -> tuple[bool, float, float, bool, float]:
   """(all finite, min, max, any fractional part > 1e-3, smallest positive value or inf) of an
-  array, in one fused pass.
+  array.
 
   The fractional part is NumPy's `modf`'s (x - trunc(x), sign of x), as cell-eval tests it; the
-  min and max count zeros, as a sparse matrix's min and max do.
+  min and max count zeros, as a sparse matrix's min and max do. Float64 input is checked in
+  float64, as cell-eval does. Cache-sized windows with one reused buffer: no pass over the whole
+  array and no new memory per call beyond a window (this runs over every value of a file).
   """
   flat = np.ravel(values)
   if flat.dtype not in (np.float32, np.float64):
     flat = flat.astype(np.float64)
-  finite, low, high, fractional, positive = True, 0.0, 0.0, False, np.inf
+  low, high, fractional, positive = 0.0, 0.0, False, np.inf
+  part = np.empty(min(len(flat), _VALUES_PER_CHECK), flat.dtype)
   for start in range(0, len(flat), _VALUES_PER_CHECK):
     window = flat[start:start + _VALUES_PER_CHECK]
-    size = min(_VALUES_PER_CHECK, 1 << max(len(window) - 1, 1).bit_length())
-    with jax.enable_x64(True):  # float64 files are checked in float64, as cell-eval does
-      out = _inspect(window if len(window) == size else
-                     np.pad(window, (0, size - len(window))))
-    finite, fractional = finite and bool(out[0]), fractional or bool(out[3])
-    low, high = min(low, float(out[1])), max(high, float(out[2]))
-    positive = min(positive, float(out[4]))
-  return finite, low, high, fractional, positive
-
-
-@jax.jit
-def _inspect(window):
-  return (jnp.all(jnp.isfinite(window)), jnp.min(window), jnp.max(window),
-          jnp.any(window - jnp.trunc(window) > _FRACTION_EPSILON),
-          jnp.min(jnp.where(window > 0, window, jnp.inf)))
+    window_low, window_high = float(window.min()), float(window.max())  # NaN propagates
+    if not (np.isfinite(window_low) and np.isfinite(window_high)):
+      return False, low, high, fractional, positive
+    low, high = min(low, window_low), max(high, window_high)
+    if not fractional:  # once one is found, the file is not counts
+      whole = part[:len(window)]
+      np.trunc(window, out=whole)
+      np.subtract(window, whole, out=whole)
+      fractional = bool((whole > _FRACTION_EPSILON).any())
+    if window_low > 0:
+      positive = min(positive, window_low)
+    elif window_high > 0:
+      positive = min(positive, float(window.min(where=window > 0, initial=np.inf)))
+  return True, low, high, fractional, positive
 
 
 def _row_chunks(expr):

@@ -76,18 +76,24 @@ def test_command_line_error_in_a_fresh_process(files):
   assert proc.stderr.count("\n") == 1 and "perturbations differ" in proc.stderr
 
 
-@pytest.mark.parametrize("dense", [False, True])
-def test_chunked_file_summary_equals_the_in_memory_one(tmp_path, monkeypatch, dense):
-  # Read in many small row chunks; a dense file with all-zero cells takes scanpy's dense
-  # median (over non-zero totals), as cell-eval does on the file held in memory.
+@pytest.mark.parametrize("layout", ["csr", "dense", "csr_log1p"])
+def test_chunked_file_summary_equals_the_in_memory_one(tmp_path, monkeypatch, layout):
+  # Read in many small row chunks (a CSR file straight from disk, a dense one through anndata);
+  # a dense file with all-zero cells takes scanpy's dense median (over non-zero totals), as
+  # cell-eval does on the file held in memory. Empty cells first, inside and last; a stored zero.
   from vccjax import metrics
-  from vccjax.metrics import ranksum
+  from vccjax.metrics import ranksum, scale
   adata = vcc_screens.screen(seed=7, n_perts=3, n_genes=50)
   x = adata.X.toarray()
-  x[:3] = 0  # here the median total over all cells is 84, over non-zero ones 85
-  adata.X = x if dense else adata.X.__class__(x)
+  x[[0, 1, 2, 40, 41, -1]] = 0  # the median total over all cells is 84, over non-zero ones 85
+  if layout == "csr_log1p":
+    x = np.log1p(x / 3.0).astype(np.float32)
+  stored = adata.X.__class__(x)
+  stored.data[5] = 0.0
+  adata.X = x if layout == "dense" else stored
   path = vcc_screens.write(adata, tmp_path / "screen.h5ad")
   monkeypatch.setattr(ranksum, "_VALUES_PER_CHUNK", 300)  # ~6 cells a chunk
+  monkeypatch.setattr(scale, "_VALUES_PER_READ", 250)
   chunked, _ = score.load_summary(path, control_label="non-targeting")
   whole = metrics.summarize(log1p_expr=metrics.to_vcc_log1p(adata.X),
                             targets=adata.obs["target_gene"].to_numpy())

@@ -15,6 +15,7 @@ predicted files are summarised one after the other). `--json` also writes a per-
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 
@@ -23,7 +24,7 @@ import scipy.sparse as sp
 
 from vccjax import logbook
 from vccjax import metrics
-from vccjax.data import io
+from vccjax.data import csr_rows, io
 from vccjax.errors import InputError, cli_exit_on_input_error
 
 _TRAIN_ROWS_PER_CHUNK = 8192
@@ -33,15 +34,24 @@ def load_summary(path: str, *, control_label: str):
   """Reads, scales (as cell-eval) and summarises one file: (FileSummary, gene names).
 
   Two passes over row chunks (the scaling needs the file's median total first), so the file is
-  never in memory as a whole.
+  never in memory as a whole. A file that stores `X` as CSR (the VCC layout) is read directly,
+  each chunk by the worker thread that ranks it, into that thread's reused buffers.
   """
   adata = io.read_h5ad(path, backed=True)
   labels = io.read_labels(adata, path=path, control_label=control_label)
   rows = metrics.rows_per_chunk(io.stored_values_per_row(adata))
-  plan = metrics.plan_scaling(io.iter_row_chunks(adata, rows), where=f"{path} X",
-                              sparse=io.x_is_sparse(adata))
-  chunks = ((start, metrics.apply_scaling(chunk, plan=plan, start=start))
-            for start, chunk in io.iter_row_chunks(adata, rows))
+  stored = csr_rows.CsrRows.of(adata)
+  if stored is None:
+    plan = metrics.plan_scaling(io.iter_row_chunks(adata, rows), where=f"{path} X",
+                                sparse=io.x_is_sparse(adata))
+    chunks = ((start, metrics.apply_scaling(chunk, plan=plan, start=start))
+              for start, chunk in io.iter_row_chunks(adata, rows))
+  else:
+    plan = metrics.plan_scaling_of_csr(stored, where=f"{path} X")
+    chunks = ((start, metrics.ChunkReader(
+        (stop - start, adata.n_vars),
+        functools.partial(metrics.read_scaled, stored, start, stop, plan=plan)))
+              for start, stop in stored.row_ranges(rows * io.stored_values_per_row(adata)))
   summary = metrics.summarize_chunks(chunks=chunks, targets=labels.target_gene,
                                      n_genes=adata.n_vars, value_bounds=plan.log1p_bounds(),
                                      control_label=control_label, where=path)

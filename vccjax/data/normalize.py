@@ -25,6 +25,22 @@ def cell_totals(counts) -> np.ndarray:
   return np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
 
 
+def row_totals(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+  """`cell_totals` of a CSR chunk from its values and indptr alone. -> [rows] float64."""
+  totals = np.zeros(len(indptr) - 1)
+  nonempty = np.flatnonzero(np.diff(indptr))
+  if len(nonempty):  # an empty row has no values, so it may sit inside its neighbour's segment
+    totals[nonempty] = np.add.reduceat(values[:indptr[-1]], indptr[nonempty], dtype=np.float64)
+  return totals
+
+
+def size_factors(totals: np.ndarray, *, target_sum: float) -> np.ndarray:
+  """scanpy's float32 size factors, `total / target_sum`; an all-zero cell keeps 1."""
+  factor = np.asarray(totals, dtype=np.float32) / np.float32(target_sum)
+  factor += factor == 0
+  return factor
+
+
 def median_target_sum(totals: np.ndarray) -> float:
   """scanpy's default `normalize_total` target for CSR input: the float32 median of all totals.
 
@@ -57,8 +73,7 @@ def log1p_normalize(counts, *, target_sum: float, totals: np.ndarray | None = No
   """
   if totals is None:
     totals = cell_totals(counts)
-  factor = np.asarray(totals, dtype=np.float32) / np.float32(target_sum)
-  factor += factor == 0
+  factor = size_factors(totals, target_sum=target_sum)
   if sp.issparse(counts):
     counts = sp.csr_matrix(counts)
     # A new data array; the index arrays are shared with `counts` (copying them costs as much).

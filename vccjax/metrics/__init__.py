@@ -17,16 +17,18 @@ from vccjax.metrics.evaluate import (CONTROL_LABEL, FDR_MODES, EvalResult, FileS
 from vccjax.metrics.fdr import benjamini_hochberg
 from vccjax.metrics.pds import discrimination_scores, mean_absolute_error
 from vccjax.metrics.pseudobulk import group_means, group_sums
-from vccjax.metrics.ranksum import GroupRankSums, rank_sums, rows_per_chunk
-from vccjax.metrics.scale import ScalePlan, apply_scaling, is_counts, plan_scaling, to_vcc_log1p
+from vccjax.metrics.ranksum import ChunkReader, GroupRankSums, rank_sums, rows_per_chunk
+from vccjax.metrics.scale import (ScalePlan, apply_scaling, is_counts, plan_scaling,
+                                  plan_scaling_of_csr, read_scaled, to_vcc_log1p)
 from vccjax.metrics.scaled import scaled_scores
 from vccjax.metrics.wilcoxon import mannwhitney_vs_control
 
 __all__ = [
-    "CONTROL_LABEL", "FDR_MODES", "EvalResult", "FileSummary", "GroupRankSums", "ScalePlan",
+    "CONTROL_LABEL", "FDR_MODES", "ChunkReader", "EvalResult", "FileSummary", "GroupRankSums",
+    "ScalePlan",
     "abs_log2_fold_change", "apply_scaling", "assemble_baseline", "benjamini_hochberg",
     "cell_mean_baseline", "compare", "de_overlap", "discrimination_scores", "evaluate",
     "group_means", "group_sums", "is_counts", "mannwhitney_vs_control", "mean_absolute_error",
-    "mean_of_pseudobulks", "plan_scaling", "rank_sums", "rows_per_chunk", "scaled_scores",
-    "summarize", "summarize_chunks", "to_vcc_log1p",
+    "mean_of_pseudobulks", "plan_scaling", "plan_scaling_of_csr", "rank_sums", "read_scaled",
+    "rows_per_chunk", "scaled_scores", "summarize", "summarize_chunks", "to_vcc_log1p",
 ]

@@ -23,12 +23,19 @@ import collections
 import concurrent.futures
 import dataclasses
 import os
-from typing import Iterable, Iterator
+import threading
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
 
 from vccjax.metrics import ranksum_batch
+from vccjax.metrics.scratch import Scratch
+
+try:  # SciPy's CSR-to-CSC kernel, called with our own output buffers (private, long stable)
+  from scipy.sparse import _sparsetools
+except ImportError:  # pragma: no cover
+  _sparsetools = None
 
 _VALUES_PER_CHUNK = 1 << 24  # stored values per row chunk: ~0.3 GB of work memory each
 _VALUES_PER_BATCH = 1 << 19  # keys per batch of genes: 2 MB, reused from the heap (larger
@@ -129,13 +136,27 @@ def rank_sums(*, log1p_expr, group: np.ndarray, n_groups: int,
       key_format=KeyFormat.for_values(low=float(low), high=float(high), n_groups=n_groups))
 
 
-def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, sp.csr_matrix]], n_genes: int,
-                        n_groups: int, key_format: KeyFormat,
+@dataclasses.dataclass(frozen=True)
+class ChunkReader:
+  """A row chunk that the worker thread regrouping it reads (and scales) itself, into that
+  thread's `Scratch`: so the chunk's buffers are reused from one chunk to the next.
+
+  Attributes:
+    shape: (rows, genes) of the chunk.
+    read: Scratch -> [rows, genes] float32 CSR log1p, valid until the Scratch is used again.
+  """
+  shape: tuple[int, int]
+  read: Callable[[Scratch], sp.csr_matrix]
+
+
+def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, "sp.csr_matrix | ChunkReader"]],
+                        n_genes: int, n_groups: int, key_format: KeyFormat,
                         threads: int | None = None) -> GroupRankSums:
   """`rank_sums` over row chunks of cells that are read (e.g. from a file) one at a time.
 
   Args:
-    chunks: (group [rows], [rows, genes] float32 CSR log1p) pairs; groups as in `rank_sums`.
+    chunks: (group [rows], chunk) pairs; chunk: [rows, genes] float32 CSR log1p, or a
+      `ChunkReader` of it; groups as in `rank_sums`.
     n_genes: genes (columns) of every chunk.
     n_groups: number of groups, control included.
     key_format: `KeyFormat.for_values` of bounds on the chunks' positive values.
@@ -144,15 +165,23 @@ def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, sp.csr_matrix]], n
   threads = threads or len(os.sched_getaffinity(0))
   sizes = np.zeros(n_groups, np.int64)
   pieces = []
+  local = threading.local()
+
+  def regroup(group, chunk):
+    scratch = local.__dict__.setdefault("scratch", Scratch())
+    if isinstance(chunk, ChunkReader):
+      chunk = chunk.read(scratch)
+    keep = group >= 0
+    if not keep.all():
+      group, chunk = group[keep], chunk[np.flatnonzero(keep)]
+    return gene_pieces(chunk, group=group, key_format=key_format, scratch=scratch)
+
   with concurrent.futures.ThreadPoolExecutor(threads) as pool:
     in_flight = collections.deque()
     for group, chunk in chunks:
       group = np.asarray(group, dtype=np.int64)
-      keep = group >= 0
-      if not keep.all():
-        group, chunk = group[keep], chunk[np.flatnonzero(keep)]
-      sizes += np.bincount(group, minlength=n_groups)
-      in_flight.append(pool.submit(gene_pieces, chunk, group=group, key_format=key_format))
+      sizes += np.bincount(group[group >= 0], minlength=n_groups)
+      in_flight.append(pool.submit(regroup, group, chunk))
       if len(in_flight) > threads:  # bounds the memory of chunks read but not yet regrouped
         pieces.append(in_flight.popleft().result())
     pieces += [f.result() for f in in_flight]
@@ -168,27 +197,39 @@ def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, sp.csr_matrix]], n
   return GroupRankSums(sizes, *sums)
 
 
-def gene_pieces(chunk: sp.csr_matrix, *, group: np.ndarray, key_format: KeyFormat) -> GenePieces:
+def gene_pieces(chunk: sp.csr_matrix, *, group: np.ndarray, key_format: KeyFormat,
+                scratch: Scratch | None = None) -> GenePieces:
   """Sort keys of a chunk's values ([rows, genes] float32 CSR), regrouped by gene.
 
-  Stored zeros (and -0.0) get the padding key, so they count as the zeros they are.
+  Stored zeros (and -0.0) get the padding key, so they count as the zeros they are. Every
+  temporary lives in `scratch`; only the regrouped keys are new memory.
   """
-  dtype = key_format.dtype
-  bits = chunk.data.view(np.uint32)
-  zeros = chunk.data <= 0
+  scratch = scratch or Scratch()
+  dtype, n = key_format.dtype, chunk.nnz
+  values = chunk.data[:n]
+  bits = values.view(np.uint32)
+  zeros = np.less_equal(values, 0, out=scratch.array("zeros", n, bool))
   has_zeros = bool(zeros.any())
   positive = bits[~zeros] if has_zeros else bits
   if len(positive) and (int(positive.min()) < key_format.base or (
       (int(positive.max()) - key_format.base) >> (8 * np.dtype(dtype).itemsize
                                                   - key_format.label_bits))):
     raise ValueError("values outside the range the sort keys were made for")
-  keys = np.subtract(bits, dtype(key_format.base), dtype=dtype, casting="unsafe")
+  keys = scratch.array("keys", n, dtype)
+  np.subtract(bits, dtype(key_format.base), out=keys, casting="unsafe")
   np.left_shift(keys, dtype(key_format.label_bits), out=keys)
-  keys |= np.repeat(group.astype(dtype), np.diff(chunk.indptr))
+  keys |= np.take(group.astype(dtype), scratch.row_of_value(chunk.indptr),
+                  out=scratch.array("labels", n, dtype))
   if has_zeros:
-    keys[zeros] = np.iinfo(dtype).max
-  by_gene = sp.csr_matrix((keys, chunk.indices, chunk.indptr), shape=chunk.shape).tocsc()
-  return GenePieces(by_gene.indptr.astype(np.int64), by_gene.data)
+    np.putmask(keys, zeros, np.iinfo(dtype).max)
+  if _sparsetools is None or chunk.indptr.dtype != chunk.indices.dtype:
+    by_gene = sp.csr_matrix((keys, chunk.indices[:n], chunk.indptr), shape=chunk.shape).tocsc()
+    return GenePieces(by_gene.indptr.astype(np.int64), by_gene.data)
+  colptr = np.empty(chunk.shape[1] + 1, chunk.indptr.dtype)
+  by_gene = np.empty(n, dtype)
+  _sparsetools.csr_tocsc(chunk.shape[0], chunk.shape[1], chunk.indptr, chunk.indices, keys,
+                         colptr, scratch.array("csc_rows", n, chunk.indices.dtype), by_gene)
+  return GenePieces(colptr.astype(np.int64), by_gene)
 
 
 def rows_per_chunk(nonzero_per_row: float) -> int:

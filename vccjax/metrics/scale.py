@@ -13,15 +13,20 @@ steps over row chunks: `plan_scaling` (one pass: the decision and the cells' tot
 from __future__ import annotations
 
 import dataclasses
+import concurrent.futures
+import os
+import threading
 from typing import Iterable
 
 import numpy as np
 import scipy.sparse as sp
 
-from vccjax.data import normalize
+from vccjax.data import csr_rows, normalize
+from vccjax.metrics import scratch as scratch_lib
 from vccjax.errors import InputError
 
 _ROWS_PER_CHUNK = 8192
+_VALUES_PER_READ = 1 << 22  # stored values per read of `plan_scaling_of_csr`
 _VALUES_PER_CHECK = 1 << 17  # values per window of `inspect_values` (L2-sized)
 _FRACTION_EPSILON = 1e-3  # cell-eval's guess_is_lognorm
 
@@ -65,41 +70,91 @@ def plan_scaling(chunks: Iterable, *, where: str = "X", sparse: bool | None = No
   Raises:
     InputError: non-finite values, negative counts, or fractional values outside [0, 15).
   """
-  stored_sparse = sparse
-  fractional, low, high, low_positive, totals = False, 0.0, 0.0, np.inf, []
-  sparse = True if stored_sparse is None else stored_sparse
+  facts, chunk_sparse = [], True
   for _, chunk in chunks:
-    sparse = sp.issparse(chunk) if stored_sparse is None else stored_sparse
-    finite, chunk_low, chunk_high, chunk_fractional, chunk_positive = inspect_values(
-        chunk.data if sp.issparse(chunk) else np.asarray(chunk))
-    if not finite:
-      raise InputError(where, "expression holds NaN or infinite values",
-                       "write finite raw counts or log1p values")
-    fractional = fractional or chunk_fractional
-    low, high = min(low, chunk_low), max(high, chunk_high)
-    low_positive = min(low_positive, chunk_positive)
-    totals.append(normalize.cell_totals(chunk))
+    chunk_sparse = sp.issparse(chunk)
+    facts.append((inspect_values(chunk.data if chunk_sparse else np.asarray(chunk)),
+                  normalize.cell_totals(chunk)))
+    _check_finite(facts[-1][0], where)
+  return _plan(facts, where=where, sparse=chunk_sparse if sparse is None else sparse)
+
+
+def plan_scaling_of_csr(rows: csr_rows.CsrRows, *, where: str = "X",
+                        threads: int | None = None) -> ScalePlan:
+  """`plan_scaling` of a file whose `X` is CSR on disk, read directly: the values only (the
+  decision and the totals need no column indices), row ranges on a thread pool, one reused
+  buffer per thread."""
+  local = threading.local()
+
+  def facts(row_range):
+    start, stop = row_range
+    buffer = local.__dict__.setdefault("scratch", scratch_lib.Scratch())
+    values = buffer.array("values", int(rows.indptr[stop] - rows.indptr[start]), np.float32)
+    indptr = rows.read(start, stop, data=values)
+    return inspect_values(values), normalize.row_totals(values, indptr)
+
+  threads = threads or len(os.sched_getaffinity(0))
+  with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+    found = list(pool.map(facts, rows.row_ranges(_VALUES_PER_READ)))
+  for values_facts, _ in found:
+    _check_finite(values_facts, where)
+  return _plan(found, where=where, sparse=True)
+
+
+def _check_finite(values_facts, where):
+  if not values_facts[0]:
+    raise InputError(where, "expression holds NaN or infinite values",
+                     "write finite raw counts or log1p values")
+
+
+def _plan(facts: list, *, where: str, sparse: bool) -> ScalePlan:
+  """The ScalePlan of a file from each chunk's (`inspect_values`, cell totals), in row order."""
+  fractional = any(f[3] for f, _ in facts)
+  low = min([0.0] + [f[1] for f, _ in facts])
+  high = max([0.0] + [f[2] for f, _ in facts])
+  low_positive = _finite_or_one(min([np.inf] + [f[4] for f, _ in facts]))
   if fractional:
     if low < 0 or high >= normalize.LOG1P_MAX:
       raise InputError(where, f"values look neither like counts nor log1p (range [{low:.3g}, "
                        f"{high:.3g}], log1p must be in [0, {normalize.LOG1P_MAX:g}))",
                        "write raw integer counts or log1p(normalised counts)")
-    return ScalePlan(counts=False, low_positive=_finite_or_one(low_positive), high=high)
+    return ScalePlan(counts=False, low_positive=low_positive, high=high)
   if low < 0:
     raise InputError(where, "integer-valued expression with negative values",
                      "write raw non-negative counts")
-  totals = np.concatenate(totals) if totals else np.zeros(0)
+  totals = np.concatenate([t for _, t in facts]) if facts else np.zeros(0)
   # scanpy takes the median over all cells for CSR input but over non-zero totals for dense.
   try:
     target_sum = normalize.median_target_sum(totals if sparse else totals[totals > 0])
   except ValueError as e:
     raise InputError(where, str(e), "the file holds no counts") from e
   return ScalePlan(counts=True, totals=totals, target_sum=target_sum,
-                   low_positive=_finite_or_one(low_positive), high=high)
+                   low_positive=low_positive, high=high)
 
 
 def _finite_or_one(value: float) -> float:
   return float(value) if np.isfinite(value) else 1.0
+
+
+def read_scaled(rows: csr_rows.CsrRows, start: int, stop: int, scratch: scratch_lib.Scratch, *,
+                plan: ScalePlan) -> sp.csr_matrix:
+  """Rows [start, stop) of a CSR file, scaled by `plan` in `scratch`'s buffers (float32 CSR).
+
+  The same float32 operations as `apply_scaling`, so the same bits; the matrix shares the
+  buffers, so it is valid until `scratch` reads the next chunk.
+  """
+  n = int(rows.indptr[stop] - rows.indptr[start])
+  index_dtype = np.int32 if rows.shape[1] < 2**31 else np.int64
+  data = scratch.array("data", n, np.float32)
+  indices = scratch.array("indices", n, index_dtype)
+  indptr = rows.read(start, stop, data=data, indices=indices)
+  if plan.counts:
+    factor = normalize.size_factors(plan.totals[start:stop], target_sum=plan.target_sum)
+    per_value = np.take(factor, scratch.row_of_value(indptr), out=scratch.array(
+        "factor", n, np.float32))
+    np.divide(data, per_value, out=data)
+    np.log1p(data, out=data)
+  return sp.csr_matrix((data, indices, indptr), shape=(stop - start, rows.shape[1]), copy=False)
 
 
 def apply_scaling(chunk, *, plan: ScalePlan, start: int):

@@ -11,12 +11,15 @@ wall times, the ratio, each side's peak resident memory, and whether the three s
   python benchmarks/score_speed.py --genes 2000 --cells-per-pert 300     # a quick one
 
 Measured at full size (4.7e8 nonzero values per file) on the project's 2-vCPU VM, quiet: vccjax
-42.0 s wall, 73.1 s CPU, 5.0 GiB peak (the two files side by side, each read in row chunks);
-cell-eval 0.8.2 475 s wall, 841 s CPU, 15.7 GiB peak; 11.3x wall, 11.5x CPU (12.8x / 12.0x in a
-run at load ~5, where cell-eval lost more), identical DES and PDS, MAE within 5e-10. (Before the
-chunked, threaded ranking: 6.8x wall, 9.5x CPU at 7.6 GiB.) Generating the two files takes ~5
-minutes once. Our CPU time per file: sorting ~25%, rank and tie sums ~25%, regrouping chunks by
-gene ~20%, reading twice and scaling ~20%, page faults ~10%.
+37.7 s wall, 67.8 s CPU, 3.5 GiB peak (the two files one after the other, each read straight
+into per-thread reused buffers); cell-eval 0.8.2 477.5 s wall, 854.4 s CPU, 15.8 GiB peak;
+12.7x wall, 12.6x CPU, identical DES and PDS, MAE within 5e-10. (Before: 11.3x / 11.5x at
+5.0 GiB with the files side by side and anndata's chunk reads; 6.8x / 9.5x at 7.6 GiB before
+the ranking streamed.) Generating the two files takes ~5 minutes once. Where our CPU time goes
+(perf): sorting each gene's values ~25% (NumPy's AVX-512 quicksort, ~17 ns per key at ~27k keys a
+gene), zeroing new memory pages ~13% (this VM maps a page on its first touch, ~2 s per GiB; the
+1.9 GB of sort keys a file needs are touched once), CSR-to-CSC regrouping ~10%, the per-group
+bincounts ~5%, tie runs ~5%, reading ~5%.
 """
 
 from __future__ import annotations

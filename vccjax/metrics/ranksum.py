@@ -9,12 +9,14 @@ below it is a running count. Nothing of size cells x cells is ever formed.
 
 The work streams over row chunks of cells, so a file never has to be in memory at once:
 each chunk's nonzero values become integer sort keys (the value's float32 bits, which order like
-the values, above the group's bits) regrouped by gene (`GenePieces`: SciPy's CSR-to-CSC, on a
-chunk that fits the cache); then batches of genes of similar size are gathered from every chunk
-as padded rows, sorted and reduced with row-wise NumPy operations (`ranksum_batch.py`). Both
-stages run on a thread pool (NumPy's sorts, ufuncs and SciPy's sparse kernels release the GIL).
-Memory: 4 bytes per nonzero value (the keys), plus a few chunks in flight. This stage stays in
-NumPy: on CPU, XLA's sort and scans are 2-5x slower. Everything downstream is vectorised JAX.
+the values, above the group's bits) regrouped by gene (`GenePieces`: SciPy's CSR-to-CSC); then
+batches of genes of similar size are gathered from every chunk as padded rows, sorted and reduced
+with row-wise NumPy operations (`ranksum_batch.py`). Both stages run on a thread pool (NumPy's
+sorts, ufuncs and SciPy's sparse kernels release the GIL); a chunk may be a `ChunkReader`, read
+and scaled by the worker itself into that thread's reused `Scratch` buffers. Memory: 4 bytes per
+nonzero value (the keys), plus ~0.5 GB of buffers per worker at the default chunk size. This
+stage stays in NumPy: on CPU, XLA's sort and scans are 2-5x slower. Everything downstream is
+vectorised JAX.
 """
 
 from __future__ import annotations

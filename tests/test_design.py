@@ -143,6 +143,61 @@ def test_typical_contrast_matches_numpy():
                                atol=1e-3)
 
 
+def _design_recall():
+  """benchmarks/design_recall.py as a module (the benchmark's helpers, no training)."""
+  import importlib.util
+  import os
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks",
+                      "design_recall.py")
+  spec = importlib.util.spec_from_file_location("design_recall", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_recall_pair_rank_is_order_invariant():
+  dr = _design_recall()
+  ranked = ["KLF1", "TP53+GATA1", "KLF1+TP53", "TP53"]
+  assert dr.pair_rank(ranked, "TP53+KLF1") == dr.pair_rank(ranked, "KLF1+TP53") == 3
+  assert dr.pair_rank(ranked, "GATA1+TP53") == 2
+  assert dr.pair_rank(ranked, "KLF1") == 1  # a single matches only itself, never a pair
+  assert dr.pair_rank(ranked, "KLF1+GATA1") == dr.MISS
+
+
+def test_recall_additive_peer_matches_a_loop():
+  """Every single and every unordered pair, scored by the cosine of the summed effects."""
+  dr = _design_recall()
+  rng = np.random.default_rng(0)
+  names = ["D", "B", "A", "C"]
+  lfc = rng.normal(size=(4, 30))
+  signature = lfc[1] + lfc[3] + 0.1 * rng.normal(size=30)
+  ranked = dr.additive_peer(signature, lfc, names)
+  cos = lambda x: float(x @ signature / np.linalg.norm(x) / np.linalg.norm(signature))
+  want = {n: cos(lfc[i]) for i, n in enumerate(names)}
+  for i in range(4):
+    for j in range(i + 1, 4):
+      want["+".join(sorted((names[i], names[j])))] = cos(lfc[i] + lfc[j])
+  assert len(ranked) == 4 + 6 and set(ranked) == set(want)
+  assert ranked == sorted(want, key=lambda n: -want[n])
+  assert dr.pair_rank(ranked, "C+B") == 1
+  tied = dr.additive_peer(np.array([1.0, 0.0]), np.array([[1.0, 0.0], [1.0, 0.0]]), ["Y", "X"])
+  assert tied == ["X", "X+Y", "Y"]  # every cosine exactly 1: by name
+
+
+def test_recall_held_out_doubles_keep_their_singles_in_training():
+  dr = _design_recall()
+  targets, folds = dr.seen_double_folds(shared(NORMAN), folds=2, seed=0)
+  doubles = sorted(t for fold in folds for t in fold)
+  assert len(doubles) == 5 and all("+" in t for t in doubles)
+  for t in doubles:
+    assert set(t.split("+")) <= set(targets)
+  for test in folds:
+    val = dr.val_keeping_singles(targets, test)
+    held = {g for t in test for g in t.split("+")}
+    assert val and not (set(val) & (held | set(test)))
+    assert len(val) == round(0.2 * len(targets)) and set(val) <= set(targets)
+
+
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory):
   """The tiny model on its synthetic CRISPRi screen (200 genes, 2 held-out test targets)."""

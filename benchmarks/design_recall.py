@@ -66,7 +66,7 @@ among 1,000 synthetic genes, and on the real files (targets mostly unmeasured) h
 rank without reaching the top 10 (one exception: RELA, first, Datlinger).
 
 Held-out doubles (`NAME_doubles:K`): the seen doubles of NAME.h5ad (`A+B` whose singles A and B
-the file holds too, `vccjax.benchmark.eligible_targets(..., "seen_doubles")`; Norman 2019 has 5)
+the file holds too, `vccjax.data.splits.eligible_targets(..., "seen_doubles")`; Norman 2019 has 5)
 are cut into K seeded folds. Per fold the bench model trains without the fold's doubles; its
 validation targets are drawn like the config's (seeded, 20% of the targets) but never among a
 held-out double's singles, which therefore train (the config's own draw would move MAP2K3 and
@@ -302,11 +302,10 @@ TIMING_HEADER = f"{'dataset':<20}{'cands':>8}{'wall_s':>8}{'cpu_s':>8}{'enc_s':>
 def seen_double_folds(path: str, *, folds: int, seed: int) -> tuple[list[str], list[list[str]]]:
   """(every target of the file, K seeded folds of its seen doubles: the `A+B` targets whose
   singles A and B the file holds too)."""
-  from vccjax import benchmark
   from vccjax.data import io as data_io
   from vccjax.data import splits
   targets = data_io.read_labels(data_io.read_h5ad(path, backed=True), path=path).targets
-  return targets, splits.kfold_targets(benchmark.eligible_targets(targets, "seen_doubles"),
+  return targets, splits.kfold_targets(splits.eligible_targets(targets, "seen_doubles"),
                                        folds=folds, seed=seed)
 
 

@@ -76,8 +76,9 @@ def test_command_line_error_in_a_fresh_process(files):
   assert proc.stderr.count("\n") == 1 and "perturbations differ" in proc.stderr
 
 
+@pytest.mark.parametrize("slices", [1, 10**9])  # row-by-row slices, or per-value arrays
 @pytest.mark.parametrize("layout", ["csr", "dense", "csr_log1p"])
-def test_chunked_file_summary_equals_the_in_memory_one(tmp_path, monkeypatch, layout):
+def test_chunked_file_summary_equals_the_in_memory_one(tmp_path, monkeypatch, layout, slices):
   # Read in many small row chunks (a CSR file straight from disk, a dense one through anndata);
   # a dense file with all-zero cells takes scanpy's dense median (over non-zero totals), as
   # cell-eval does on the file held in memory. Empty cells first, inside and last; a stored zero.
@@ -94,6 +95,8 @@ def test_chunked_file_summary_equals_the_in_memory_one(tmp_path, monkeypatch, la
   path = vcc_screens.write(adata, tmp_path / "screen.h5ad")
   monkeypatch.setattr(ranksum, "_VALUES_PER_CHUNK", 300)  # ~6 cells a chunk
   monkeypatch.setattr(scale, "_VALUES_PER_READ", 250)
+  monkeypatch.setattr(scale, "_VALUES_PER_ROW_LOOP", slices)
+  monkeypatch.setattr(ranksum, "_VALUES_PER_SLICE", slices)
   chunked, _ = score.load_summary(path, control_label="non-targeting")
   whole = metrics.summarize(log1p_expr=metrics.to_vcc_log1p(adata.X),
                             targets=adata.obs["target_gene"].to_numpy())

@@ -65,20 +65,8 @@ def fold_targets(path: str, *, test_targets: str, folds: int, kind: str, seed: i
     raise InputError("--folds/--test_targets", "no held-out targets", "give one of the two")
   adata = dataset_lib.io.read_h5ad(path, backed=True)
   labels = dataset_lib.io.read_labels(adata, path=path, control_label=control_label)
-  return splits.kfold_targets(eligible_targets(labels.targets, kind), folds=folds, seed=seed)
-
-
-def eligible_targets(targets: list[str], kind: str) -> list[str]:
-  """The targets a fold kind holds out (see --fold_targets)."""
-  singles = {t for t in targets if "+" not in t}
-  if kind == "all":
-    return list(targets)
-  if kind == "singles":
-    return sorted(singles)
-  doubles = [t for t in targets if "+" in t]
-  if kind == "doubles":
-    return doubles
-  return [t for t in doubles if set(targets_lib.genes_of(t)) <= singles]
+  return splits.kfold_targets(splits.eligible_targets(labels.targets, kind), folds=folds,
+                              seed=seed)
 
 
 def cell_type_folds(config, out: str, holdout: str) -> list[list[str]]:

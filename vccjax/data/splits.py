@@ -81,6 +81,20 @@ def drop_leaky_combinations(train: list[str], *, held_out: list[str]) -> list[st
           if "+" not in t or not held_singles & set(targets_lib.genes_of(t))]
 
 
+def eligible_targets(targets: list[str], kind: str) -> list[str]:
+  """The targets a fold kind holds out: "all", "singles", "doubles" (`A+B`) or
+  "seen_doubles" (doubles whose singles the targets hold too; `vccjax.benchmark --fold_targets`)."""
+  singles = {t for t in targets if "+" not in t}
+  if kind == "all":
+    return list(targets)
+  if kind == "singles":
+    return sorted(singles)
+  doubles = [t for t in targets if "+" in t]
+  if kind == "doubles":
+    return doubles
+  return [t for t in doubles if set(targets_lib.genes_of(t)) <= singles]
+
+
 def kfold_targets(targets: list[str], *, folds: int, seed: int = 0) -> list[list[str]]:
   """Partitions `targets` into `folds` disjoint, seeded groups of near-equal size."""
   if not 1 < folds <= len(targets):

@@ -42,6 +42,7 @@ except ImportError:  # pragma: no cover
 _VALUES_PER_CHUNK = 1 << 24  # stored values per row chunk: ~0.3 GB of work memory each
 _VALUES_PER_BATCH = 1 << 19  # keys per batch of genes: 2 MB, reused from the heap (larger
 # batches make the allocator map fresh pages for every temporary: ~2x the page faults)
+_VALUES_PER_SLICE = 64  # below this many values per slice, a per-value array is faster
 _MARGIN_ULPS = 64  # slack on a value range predicted before the values are computed
 
 
@@ -220,8 +221,15 @@ def gene_pieces(chunk: sp.csr_matrix, *, group: np.ndarray, key_format: KeyForma
   keys = scratch.array("keys", n, dtype)
   np.subtract(bits, dtype(key_format.base), out=keys, casting="unsafe")
   np.left_shift(keys, dtype(key_format.label_bits), out=keys)
-  keys |= np.take(group.astype(dtype), scratch.row_of_value(chunk.indptr),
-                  out=scratch.array("labels", n, dtype))
+  # Rows of one group are usually consecutive (files are written target by target): then one
+  # slice per run of rows, and no per-value array of labels.
+  runs = np.flatnonzero(np.diff(group)) + 1
+  if (len(runs) + 1) * _VALUES_PER_SLICE <= n:
+    for lo, hi, label in zip(chunk.indptr[np.r_[0, runs]],
+                             chunk.indptr[np.r_[runs, len(group)]], group[np.r_[0, runs]]):
+      keys[lo:hi] |= dtype(label)
+  else:
+    keys |= np.repeat(group.astype(dtype), np.diff(chunk.indptr))
   if has_zeros:
     np.putmask(keys, zeros, np.iinfo(dtype).max)
   if _sparsetools is None or chunk.indptr.dtype != chunk.indices.dtype:

@@ -11,9 +11,9 @@ wall times, the ratio, each side's peak resident memory, and whether the three s
   python benchmarks/score_speed.py --genes 2000 --cells-per-pert 300     # a quick one
 
 Measured at full size (4.7e8 nonzero values per file) on the project's 2-vCPU VM, quiet: vccjax
-37.7 s wall, 67.8 s CPU, 3.5 GiB peak (the two files one after the other, each read straight
-into per-thread reused buffers); cell-eval 0.8.2 477.5 s wall, 854.4 s CPU, 15.8 GiB peak;
-12.7x wall, 12.6x CPU, identical DES and PDS, MAE within 5e-10. (Before: 11.3x / 11.5x at
+34.4 s wall, 60.9 s CPU, 3.0 GiB peak (the two files one after the other, each read straight
+into per-thread reused buffers); cell-eval 0.8.2 480.6 s wall, 860.0 s CPU, 15.8 GiB peak;
+14.0x wall, 14.1x CPU, identical DES and PDS, MAE within 5e-10. (Before: 11.3x / 11.5x at
 5.0 GiB with the files side by side and anndata's chunk reads; 6.8x / 9.5x at 7.6 GiB before
 the ranking streamed.) Generating the two files takes ~5 minutes once. Where our CPU time goes
 (perf): sorting each gene's values ~25% (NumPy's AVX-512 quicksort, ~17 ns per key at ~27k keys a

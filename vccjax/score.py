@@ -62,8 +62,8 @@ def load_summaries(paths: list[str], *, control_label: str) -> list:
   """`load_summary` of several files, one after the other, in the order given.
 
   One at a time, each on every CPU (its ranking runs on a thread pool): as fast as summarising
-  them side by side on 2 cores, at half the peak memory (2.9 vs 4.9 GiB for two files of the VCC
-  validation shape), and a new page of memory is dear on a VM (its first touch is zeroed, ~2 s
+  them side by side on 2 cores, at ~60% of the peak memory (3.0 vs 4.9 GiB for two files of the
+  VCC validation shape), and a new page of memory is dear on a VM (its first touch is zeroed, ~2 s
   per GiB here).
   """
   return [load_summary(path, control_label=control_label) for path in paths]

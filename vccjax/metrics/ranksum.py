@@ -14,7 +14,7 @@ batches of genes of similar size are gathered from every chunk as padded rows, s
 with row-wise NumPy operations (`ranksum_batch.py`). Both stages run on a thread pool (NumPy's
 sorts, ufuncs and SciPy's sparse kernels release the GIL); a chunk may be a `ChunkReader`, read
 and scaled by the worker itself into that thread's reused `Scratch` buffers. Memory: 4 bytes per
-nonzero value (the keys), plus ~0.5 GB of buffers per worker at the default chunk size. This
+nonzero value (the keys), plus ~0.3 GB of buffers per worker at the default chunk size. This
 stage stays in NumPy: on CPU, XLA's sort and scans are 2-5x slower. Everything downstream is
 vectorised JAX.
 """

@@ -144,12 +144,12 @@ def test_typical_contrast_matches_numpy():
 
 
 def _design_recall():
-  """benchmarks/design_recall.py as a module (the benchmark's helpers, no training)."""
+  """benchmarks/design_recall_doubles.py as a module (the benchmark's helpers, no training)."""
   import importlib.util
   import os
   path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks",
-                      "design_recall.py")
-  spec = importlib.util.spec_from_file_location("design_recall", path)
+                      "design_recall_doubles.py")
+  spec = importlib.util.spec_from_file_location("design_recall_doubles", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module

@@ -72,22 +72,18 @@ Held-out doubles (`NAME_doubles:K`, e.g. `--datasets=norman19_k562_doubles:2`): 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_DATA = os.path.join(REPO, "..", "shared", "data")
-MISS = np.iinfo(np.int32).max  # the rank of a target that is not among the candidates
-DOUBLES = "_doubles"  # NAME_doubles: hold out the seen doubles of NAME.h5ad, not its singles
+import design_recall_doubles as doubles
+from design_recall_common import MISS, SHARED_DATA, cosine_rows, recall, train_fold
+
+DOUBLES = doubles.DOUBLES
 # The synthetic screen (`vccjax.data.synthetic`, CRISPRi, every target measured; 12,000 cells).
 SYNTHETIC = dict(n_genes=1000, n_targets=40, n_batches=2, median_umi=8000, seed=0)
-sys.path.insert(0, os.path.join(REPO, "configs"))
 
 
 def parse_args(argv=None):
@@ -107,34 +103,6 @@ def single_targets(path: str) -> list[str]:
   from vccjax.data import io as data_io
   adata = data_io.read_h5ad(path, backed=True)
   return [t for t in data_io.read_labels(adata, path=path).targets if "+" not in t]
-
-
-def train_fold(path: str, test: list[str], *, steps: int, workdir: str,
-               sources: str | None = None, val: list[str] | None = None):
-  """Trains the bench model without `test` (feature `sources` if given, else the bench ones;
-  validation targets `val` if given, else the config's seeded draw); returns (exp, params) of its
-  best checkpoint."""
-  import set_tx
-  from vccjax import restore
-  from vccjax import train
-  config = set_tx.get_config("bench")
-  config.data.path, config.data.test_targets = path, ",".join(test)
-  config.train.steps = steps
-  if sources:
-    config.features.sources = sources
-  if val:
-    config.data.val_targets = ",".join(val)
-  with contextlib.redirect_stdout(io.StringIO()):
-    train.train_and_evaluate(config, workdir)
-  exp, params, _ = restore.load_trained(workdir)
-  return exp, params
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  """[len(a), len(b)] cosine similarity between the rows of a and b."""
-  a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-  b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-  return a @ b.T
 
 
 class NearestNeighbourPeer:
@@ -219,10 +187,6 @@ def encode_seconds(exp, candidates: list[str]) -> float:
   return time.time() - t0
 
 
-def recall(ranks, k: int) -> float:
-  return float(np.mean(np.asarray(ranks) <= k))
-
-
 def table_rows(name: str, res: dict) -> list[str]:
   """Rows of the all-candidates table (one per signature and method) and of the screen table."""
   n, c, m = len(res["specific_full"]), res["candidates"], res["screen"]
@@ -280,7 +244,6 @@ def main(argv=None):
   for spec in args.datasets.split(","):
     name, _, folds = spec.partition(":")
     if name.endswith(DOUBLES):
-      import design_recall_doubles as doubles  # pylint: disable=import-outside-toplevel
       res = doubles.doubles_recall(name, folds=args.folds or int(folds or 2), steps=args.steps,
                            seed=args.seed, root=root)
       doubles_out += doubles.doubles_rows(name, res)

@@ -54,8 +54,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from design_recall import (DOUBLES, MISS, SHARED_DATA, cosine_rows, recall,  # noqa: E402
-                           train_fold)
+from design_recall_common import (MISS, SHARED_DATA, cosine_rows, recall,  # noqa: E402
+                                  train_fold)
+
+DOUBLES = "_doubles"  # NAME_doubles: hold out the seen doubles of NAME.h5ad, not its singles
 
 
 def seen_double_folds(path: str, *, folds: int, seed: int) -> tuple[list[str], list[list[str]]]:

@@ -7,13 +7,15 @@ value or one >= 15 is an error. Predicted and real files are scaled separately.
 
 Scaling needs the whole file once (the median total) before any cell can be scaled, so it is two
 steps over row chunks: `plan_scaling` (one pass: the decision and the cells' totals) and
-`apply_scaling` (per chunk). Counts come out bit-identical to cell-eval's float32 scaling.
+`apply_scaling` (per chunk). For a file that stores `X` as CSR, `plan_scaling_of_csr` and
+`read_scaled` do the same straight from disk into reused buffers. Counts come out bit-identical
+to cell-eval's float32 scaling.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import concurrent.futures
+import dataclasses
 import os
 import threading
 from typing import Iterable
@@ -22,8 +24,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from vccjax.data import csr_rows, normalize
-from vccjax.metrics import scratch as scratch_lib
 from vccjax.errors import InputError
+from vccjax.metrics import scratch as scratch_lib
 
 _ROWS_PER_CHUNK = 8192
 _VALUES_PER_READ = 1 << 22  # stored values per read of `plan_scaling_of_csr`

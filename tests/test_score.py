@@ -83,6 +83,7 @@ def test_chunked_file_summary_equals_the_in_memory_one(tmp_path, monkeypatch, la
   # a dense file with all-zero cells takes scanpy's dense median (over non-zero totals), as
   # cell-eval does on the file held in memory. Empty cells first, inside and last; a stored zero.
   from vccjax import metrics
+  from vccjax.data import normalize
   from vccjax.metrics import ranksum, scale
   adata = vcc_screens.screen(seed=7, n_perts=3, n_genes=50)
   x = adata.X.toarray()
@@ -95,8 +96,7 @@ def test_chunked_file_summary_equals_the_in_memory_one(tmp_path, monkeypatch, la
   path = vcc_screens.write(adata, tmp_path / "screen.h5ad")
   monkeypatch.setattr(ranksum, "_VALUES_PER_CHUNK", 300)  # ~6 cells a chunk
   monkeypatch.setattr(scale, "_VALUES_PER_READ", 250)
-  monkeypatch.setattr(scale, "_VALUES_PER_ROW_LOOP", slices)
-  monkeypatch.setattr(ranksum, "_VALUES_PER_SLICE", slices)
+  monkeypatch.setattr(normalize, "_VALUES_PER_SLICE", slices)
   chunked, _ = score.load_summary(path, control_label="non-targeting")
   whole = metrics.summarize(log1p_expr=metrics.to_vcc_log1p(adata.X),
                             targets=adata.obs["target_gene"].to_numpy())

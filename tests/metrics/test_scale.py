@@ -17,8 +17,11 @@ def _counts(seed=0):
   return x
 
 
+@pytest.mark.parametrize("slices", [1, 10**9])  # row-by-row slices, or one per-value array
 @pytest.mark.parametrize("sparse", [True, False])
-def test_counts_are_scaled_bit_identically_to_scanpy(sparse):
+def test_counts_are_scaled_bit_identically_to_scanpy(sparse, slices, monkeypatch):
+  from vccjax.data import normalize
+  monkeypatch.setattr(normalize, "_VALUES_PER_SLICE", slices)
   x = _counts()
   ref = ad.AnnData(X=sp.csr_matrix(x) if sparse else x.copy())
   sc.pp.normalize_total(ref)

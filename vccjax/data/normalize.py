@@ -11,6 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 LOG1P_MAX = 15.0  # cell-eval treats fractional data >= this as not log1p.
+_VALUES_PER_SLICE = 64  # `apply_per_row`: below this many values per slice, one per-value array
 
 
 def has_fractional_values(x, *, epsilon: float = 1e-3) -> bool:
@@ -32,6 +33,30 @@ def row_totals(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
   if len(nonempty):  # an empty row has no values, so it may sit inside its neighbour's segment
     totals[nonempty] = np.add.reduceat(values[:indptr[-1]], indptr[nonempty], dtype=np.float64)
   return totals
+
+
+def apply_per_row(ufunc, values: np.ndarray, indptr: np.ndarray, row_values: np.ndarray) -> None:
+  """values = ufunc(values, the value of each one's row), in place, for a CSR's stored values.
+
+  Consecutive rows with the same value (a file's cells of one target, say) are one slice, so a
+  VCC chunk needs no per-value array; where slices would be short, one `np.repeat` instead. The
+  same float operation either way, so the same bits.
+
+  Args:
+    ufunc: a binary NumPy ufunc (e.g. np.divide, np.bitwise_or).
+    values: at least [indptr[-1]] stored values, changed in place.
+    indptr: [rows + 1] the CSR's row pointers.
+    row_values: [rows] one value per row, of the dtype the operation should take.
+  """
+  values = values[:int(indptr[-1])]
+  runs = np.flatnonzero(row_values[1:] != row_values[:-1]) + 1
+  if (len(runs) + 1) * _VALUES_PER_SLICE <= len(values):
+    starts = np.r_[0, runs]
+    for lo, hi, value in zip(indptr[starts], indptr[np.r_[runs, len(row_values)]],
+                             row_values[starts]):
+      ufunc(values[lo:hi], value, out=values[lo:hi])
+  else:
+    ufunc(values, np.repeat(row_values, np.diff(indptr)), out=values)
 
 
 def size_factors(totals: np.ndarray, *, target_sum: float) -> np.ndarray:
@@ -78,7 +103,7 @@ def log1p_normalize(counts, *, target_sum: float, totals: np.ndarray | None = No
     counts = sp.csr_matrix(counts)
     # A new data array; the index arrays are shared with `counts` (copying them costs as much).
     data = counts.data.astype(np.float32, copy=True)
-    data /= np.repeat(factor, np.diff(counts.indptr))
+    apply_per_row(np.divide, data, counts.indptr, factor)
     np.log1p(data, out=data)
     return sp.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
   return np.log1p(np.asarray(counts, dtype=np.float32) / factor[:, None])

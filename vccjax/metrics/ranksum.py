@@ -31,6 +31,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import scipy.sparse as sp
 
+from vccjax.data import normalize
 from vccjax.metrics import ranksum_batch
 from vccjax.metrics.scratch import Scratch
 
@@ -42,7 +43,6 @@ except ImportError:  # pragma: no cover
 _VALUES_PER_CHUNK = 1 << 24  # stored values per row chunk: ~0.3 GB of work memory each
 _VALUES_PER_BATCH = 1 << 19  # keys per batch of genes: 2 MB, reused from the heap (larger
 # batches make the allocator map fresh pages for every temporary: ~2x the page faults)
-_VALUES_PER_SLICE = 64  # below this many values per slice, a per-value array is faster
 _MARGIN_ULPS = 64  # slack on a value range predicted before the values are computed
 
 
@@ -221,15 +221,7 @@ def gene_pieces(chunk: sp.csr_matrix, *, group: np.ndarray, key_format: KeyForma
   keys = scratch.array("keys", n, dtype)
   np.subtract(bits, dtype(key_format.base), out=keys, casting="unsafe")
   np.left_shift(keys, dtype(key_format.label_bits), out=keys)
-  # Rows of one group are usually consecutive (files are written target by target): then one
-  # slice per run of rows, and no per-value array of labels.
-  runs = np.flatnonzero(np.diff(group)) + 1
-  if (len(runs) + 1) * _VALUES_PER_SLICE <= n:
-    for lo, hi, label in zip(chunk.indptr[np.r_[0, runs]],
-                             chunk.indptr[np.r_[runs, len(group)]], group[np.r_[0, runs]]):
-      keys[lo:hi] |= dtype(label)
-  else:
-    keys |= np.repeat(group.astype(dtype), np.diff(chunk.indptr))
+  normalize.apply_per_row(np.bitwise_or, keys, chunk.indptr, group.astype(dtype))
   if has_zeros:
     np.putmask(keys, zeros, np.iinfo(dtype).max)
   if _sparsetools is None or chunk.indptr.dtype != chunk.indices.dtype:

@@ -29,7 +29,6 @@ from vccjax.metrics import scratch as scratch_lib
 
 _ROWS_PER_CHUNK = 8192
 _VALUES_PER_READ = 1 << 22  # stored values per read of `plan_scaling_of_csr`
-_VALUES_PER_ROW_LOOP = 64  # `read_scaled` divides row by row above this many values per row
 _VALUES_PER_CHECK = 1 << 17  # values per window of `inspect_values` (L2-sized)
 _FRACTION_EPSILON = 1e-3  # cell-eval's guess_is_lognorm
 
@@ -143,7 +142,8 @@ def read_scaled(rows: csr_rows.CsrRows, start: int, stop: int, scratch: scratch_
                 plan: ScalePlan) -> sp.csr_matrix:
   """Rows [start, stop) of a CSR file, scaled by `plan` in `scratch`'s buffers (float32 CSR).
 
-  The same float32 operations as `apply_scaling`, so the same bits; the matrix shares the
+  The same float32 operations as `apply_scaling` (`normalize.apply_per_row`), so the same bits;
+  the matrix shares the
   buffers, so it is valid until `scratch` reads the next chunk.
   """
   n = int(rows.indptr[stop] - rows.indptr[start])
@@ -153,12 +153,7 @@ def read_scaled(rows: csr_rows.CsrRows, start: int, stop: int, scratch: scratch_
   indptr = rows.read(start, stop, data=data, indices=indices)
   if plan.counts:
     factor = normalize.size_factors(plan.totals[start:stop], target_sum=plan.target_sum)
-    if n >= _VALUES_PER_ROW_LOOP * (stop - start):  # a VCC cell holds thousands of values
-      for row in np.flatnonzero(np.diff(indptr)):
-        lo, hi = indptr[row], indptr[row + 1]
-        np.divide(data[lo:hi], factor[row], out=data[lo:hi])
-    else:
-      data /= np.repeat(factor, np.diff(indptr))
+    normalize.apply_per_row(np.divide, data, indptr, factor)
     np.log1p(data, out=data)
   return sp.csr_matrix((data, indices, indptr), shape=(stop - start, rows.shape[1]), copy=False)
 

@@ -81,7 +81,6 @@ import numpy as np
 import design_recall_doubles as doubles
 from design_recall_common import MISS, SHARED_DATA, cosine_rows, recall, train_fold
 
-DOUBLES = doubles.DOUBLES
 # The synthetic screen (`vccjax.data.synthetic`, CRISPRi, every target measured; 12,000 cells).
 SYNTHETIC = dict(n_genes=1000, n_targets=40, n_batches=2, median_umi=8000, seed=0)
 
@@ -243,7 +242,7 @@ def main(argv=None):
   doubles_out, doubles_timing = [], []
   for spec in args.datasets.split(","):
     name, _, folds = spec.partition(":")
-    if name.endswith(DOUBLES):
+    if name.endswith(doubles.DOUBLES):
       res = doubles.doubles_recall(name, folds=args.folds or int(folds or 2), steps=args.steps,
                            seed=args.seed, root=root)
       doubles_out += doubles.doubles_rows(name, res)

@@ -39,7 +39,8 @@ def load_summary(path: str, *, control_label: str):
   """
   adata = io.read_h5ad(path, backed=True)
   labels = io.read_labels(adata, path=path, control_label=control_label)
-  rows = metrics.rows_per_chunk(io.stored_values_per_row(adata))
+  per_row = io.stored_values_per_row(adata)
+  rows = metrics.rows_per_chunk(per_row)
   stored = csr_rows.CsrRows.of(adata)
   if stored is None:
     plan = metrics.plan_scaling(io.iter_row_chunks(adata, rows), where=f"{path} X",
@@ -51,7 +52,7 @@ def load_summary(path: str, *, control_label: str):
     chunks = ((start, metrics.ChunkReader(
         (stop - start, adata.n_vars),
         functools.partial(metrics.read_scaled, stored, start, stop, plan=plan)))
-              for start, stop in stored.row_ranges(rows * io.stored_values_per_row(adata)))
+              for start, stop in stored.row_ranges(rows * per_row))
   summary = metrics.summarize_chunks(chunks=chunks, targets=labels.target_gene,
                                      n_genes=adata.n_vars, value_bounds=plan.log1p_bounds(),
                                      control_label=control_label, where=path)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import functools
 import os
 import threading
 from typing import Callable, Iterable, Iterator
@@ -105,6 +106,11 @@ class GenePieces:
   """One row chunk's sort keys, regrouped by gene: gene g's are keys[colptr[g]:colptr[g + 1]]."""
   colptr: np.ndarray
   keys: np.ndarray
+
+  @functools.cached_property
+  def counts(self) -> np.ndarray:
+    """[genes] keys per gene (read for every batch of genes: computed once)."""
+    return np.diff(self.colptr)
 
 
 def rank_sums(*, log1p_expr, group: np.ndarray, n_groups: int,
@@ -241,7 +247,7 @@ def rows_per_chunk(nonzero_per_row: float) -> int:
 
 def gene_batches(pieces: list[GenePieces], *, n_genes: int) -> Iterator[np.ndarray]:
   """Batches of genes (index arrays) of similar nonzero counts, each within the key budget."""
-  counts = sum((np.diff(p.colptr) for p in pieces), np.zeros(n_genes, np.int64))
+  counts = sum((p.counts for p in pieces), np.zeros(n_genes, np.int64))
   order = np.argsort(counts, kind="stable")
   widths = np.maximum(counts[order], 1)
   start = 0
@@ -255,7 +261,7 @@ def gene_batches(pieces: list[GenePieces], *, n_genes: int) -> Iterator[np.ndarr
 
 def gather_rows(pieces: list[GenePieces], genes: np.ndarray, *, pad) -> np.ndarray:
   """[genes, width] keys of `genes` from every piece, each row's keys first, then `pad`."""
-  lengths = np.stack([np.diff(p.colptr)[genes] for p in pieces])  # [pieces, genes]
+  lengths = np.stack([p.counts[genes] for p in pieces])  # [pieces, genes]
   filled = np.zeros(len(genes), np.int64)
   rows = np.full((len(genes), max(int(lengths.sum(0).max(initial=0)), 1)), pad,
                  pieces[0].keys.dtype if pieces else np.uint32)

@@ -30,12 +30,13 @@ from vccjax.errors import InputError, cli_exit_on_input_error
 _TRAIN_ROWS_PER_CHUNK = 8192
 
 
-def load_summary(path: str, *, control_label: str):
+def load_summary(path: str, *, control_label: str, buffers: metrics.ScratchPool | None = None):
   """Reads, scales (as cell-eval) and summarises one file: (FileSummary, gene names).
 
   Two passes over row chunks (the scaling needs the file's median total first), so the file is
   never in memory as a whole. A file that stores `X` as CSR (the VCC layout) is read directly,
-  each chunk by the worker thread that ranks it, into that thread's reused buffers.
+  each chunk by the worker thread that ranks it, into reused buffers (from `buffers`, which
+  successive calls may share).
   """
   adata = io.read_h5ad(path, backed=True)
   labels = io.read_labels(adata, path=path, control_label=control_label)
@@ -48,14 +49,15 @@ def load_summary(path: str, *, control_label: str):
     chunks = ((start, metrics.apply_scaling(chunk, plan=plan, start=start))
               for start, chunk in io.iter_row_chunks(adata, rows))
   else:
-    plan = metrics.plan_scaling_of_csr(stored, where=f"{path} X")
+    plan = metrics.plan_scaling_of_csr(stored, where=f"{path} X", buffers=buffers)
     chunks = ((start, metrics.ChunkReader(
-        (stop - start, adata.n_vars),
+        (stop - start, adata.n_vars), int(stored.indptr[stop] - stored.indptr[start]),
         functools.partial(metrics.read_scaled, stored, start, stop, plan=plan)))
               for start, stop in stored.row_ranges(rows * per_row))
-  summary = metrics.summarize_chunks(chunks=chunks, targets=labels.target_gene,
-                                     n_genes=adata.n_vars, value_bounds=plan.log1p_bounds(),
-                                     control_label=control_label, where=path)
+  summary = metrics.summarize_chunks(
+      chunks=chunks, targets=labels.target_gene, n_genes=adata.n_vars,
+      value_bounds=plan.log1p_bounds(), control_label=control_label, where=path,
+      buffers=buffers, n_values=None if stored is None else int(stored.indptr[-1]))
   return summary, labels.gene_names
 
 
@@ -67,7 +69,8 @@ def load_summaries(paths: list[str], *, control_label: str) -> list:
   VCC validation shape), and a new page of memory is dear on a VM (its first touch is zeroed, ~2 s
   per GiB here).
   """
-  return [load_summary(path, control_label=control_label) for path in paths]
+  buffers = metrics.ScratchPool()  # the second file reuses the first one's buffers
+  return [load_summary(path, control_label=control_label, buffers=buffers) for path in paths]
 
 
 def _check_genes(path, genes, reference, reference_path):

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 import scipy.stats
 
 from vccjax import metrics
-from vccjax.metrics import ranksum
+from vccjax.metrics import ranksum, ranksum_batch
 
 
 def _data(seed, cells=300, genes=40, groups=5):
@@ -85,9 +85,14 @@ def test_row_chunks_and_threads_give_the_same_sums(monkeypatch):
   key_format = ranksum.KeyFormat.for_values(low=0.01, high=14.0, n_groups=groups)
   chunked = ranksum.rank_sums_of_chunks(chunks=chunks, n_genes=x.shape[1], n_groups=groups,
                                         key_format=key_format, threads=3)
+  # Sort keys in one buffer of a pool that two calls share (the second reuses the first's).
+  pool = metrics.ScratchPool()
+  pooled = [ranksum.rank_sums_of_chunks(chunks=chunks, n_genes=x.shape[1], n_groups=groups,
+                                        key_format=key_format, threads=2, buffers=pool,
+                                        n_values=csr.nnz) for _ in range(2)]
   monkeypatch.setattr(ranksum, "_VALUES_PER_BATCH", 64)  # many small batches of genes
   batched = metrics.rank_sums(log1p_expr=x, group=group, n_groups=groups, threads=2)
-  for result in (chunked, batched):
+  for result in (chunked, batched, *pooled):
     np.testing.assert_array_equal(result.group_sizes, reference.group_sizes)
     for name in ("nonzero", "control_at_or_below", "control_equal", "tie_terms", "value_sums"):
       np.testing.assert_array_equal(getattr(result, name), getattr(reference, name))
@@ -99,3 +104,15 @@ def test_values_outside_the_key_range_are_refused():
   with pytest.raises(ValueError, match="outside the range"):
     ranksum.rank_sums_of_chunks(chunks=[(group, sp.csr_matrix(x))], n_genes=x.shape[1],
                                 n_groups=groups, key_format=key_format)
+
+
+@pytest.mark.parametrize("width", [50, 300_000])  # one bincount, and two (packing not exact)
+def test_counts_and_sums_equal_two_bincounts(width):
+  rng = np.random.default_rng(6)
+  bins = rng.integers(0, 40, 5_000)
+  weights = rng.integers(0, min(width, 2**31), 5_000).astype(np.int32)
+  per_group = lambda w=None: np.bincount(bins, weights=w, minlength=40)
+  count, sums = ranksum_batch._counts_and_sums(per_group, weights, width)
+  np.testing.assert_array_equal(count, np.bincount(bins, minlength=40))
+  np.testing.assert_array_equal(sums, np.bincount(bins, weights=weights.astype(np.float64),
+                                                  minlength=40))

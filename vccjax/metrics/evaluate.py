@@ -16,6 +16,7 @@ import numpy as np
 
 from vccjax.errors import InputError
 from vccjax.metrics import des, fdr as fdr_lib, pds, ranksum, wilcoxon
+from vccjax.metrics.scratch import ScratchPool
 
 CONTROL_LABEL = "non-targeting"
 FDR_MODES = ("global", "per_perturbation")
@@ -109,7 +110,8 @@ def summarize(*, log1p_expr, targets, control_label: str = CONTROL_LABEL,
 
 def summarize_chunks(*, chunks: Iterable[tuple[int, Any]], targets, n_genes: int,
                      value_bounds: tuple[float, float], control_label: str = CONTROL_LABEL,
-                     where: str = "expression") -> FileSummary:
+                     where: str = "expression", buffers: ScratchPool | None = None,
+                     n_values: int | None = None) -> FileSummary:
   """`summarize` of a file read one row chunk at a time (it never is in memory as a whole).
 
   Args:
@@ -120,6 +122,8 @@ def summarize_chunks(*, chunks: Iterable[tuple[int, Any]], targets, n_genes: int
       (`ScalePlan.log1p_bounds`).
     control_label: label of the control cells.
     where: name for error messages.
+    buffers, n_values: as `ranksum.rank_sums_of_chunks` takes them (reuse of buffers from one
+      file to the next).
   """
   perturbations, group = _perturbation_groups(targets, control_label=control_label, where=where)
   n_groups = len(perturbations) + 1
@@ -127,7 +131,8 @@ def summarize_chunks(*, chunks: Iterable[tuple[int, Any]], targets, n_genes: int
       chunks=((group[start:start + chunk.shape[0]], chunk) for start, chunk in chunks),
       n_genes=n_genes, n_groups=n_groups,
       key_format=ranksum.KeyFormat.for_values(low=value_bounds[0], high=value_bounds[1],
-                                              n_groups=n_groups))
+                                              n_groups=n_groups),
+      buffers=buffers, n_values=n_values)
   return _summary_of_rank_sums(perturbations, sums)
 
 

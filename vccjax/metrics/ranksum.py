@@ -26,7 +26,6 @@ import concurrent.futures
 import dataclasses
 import functools
 import os
-import threading
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -34,7 +33,7 @@ import scipy.sparse as sp
 
 from vccjax.data import normalize
 from vccjax.metrics import ranksum_batch
-from vccjax.metrics.scratch import Scratch
+from vccjax.metrics.scratch import Scratch, ScratchPool
 
 try:  # SciPy's CSR-to-CSC kernel, called with our own output buffers (private, long stable)
   from scipy.sparse import _sparsetools
@@ -152,15 +151,18 @@ class ChunkReader:
 
   Attributes:
     shape: (rows, genes) of the chunk.
+    nnz: its stored values.
     read: Scratch -> [rows, genes] float32 CSR log1p, valid until the Scratch is used again.
   """
   shape: tuple[int, int]
+  nnz: int
   read: Callable[[Scratch], sp.csr_matrix]
 
 
 def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, "sp.csr_matrix | ChunkReader"]],
                         n_genes: int, n_groups: int, key_format: KeyFormat,
-                        threads: int | None = None) -> GroupRankSums:
+                        threads: int | None = None, buffers: ScratchPool | None = None,
+                        n_values: int | None = None) -> GroupRankSums:
   """`rank_sums` over row chunks of cells that are read (e.g. from a file) one at a time.
 
   Args:
@@ -170,27 +172,36 @@ def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, "sp.csr_matrix | C
     n_groups: number of groups, control included.
     key_format: `KeyFormat.for_values` of bounds on the chunks' positive values.
     threads: worker threads (default: the CPUs this process may use).
+    buffers: where the workers' buffers come from (pass the same pool to successive calls to
+      reuse them); must not serve another call at the same time.
+    n_values: the chunks' stored values in all, if known: their sort keys then go to one
+      buffer of `buffers`, reused by the next call, instead of new memory per chunk.
   """
   threads = threads or len(os.sched_getaffinity(0))
+  buffers = buffers or ScratchPool()
+  arena = buffers.shared.array("sort_keys", n_values, key_format.dtype) if n_values else None
   sizes = np.zeros(n_groups, np.int64)
   pieces = []
-  local = threading.local()
 
-  def regroup(group, chunk):
-    scratch = local.__dict__.setdefault("scratch", Scratch())
-    if isinstance(chunk, ChunkReader):
-      chunk = chunk.read(scratch)
-    keep = group >= 0
-    if not keep.all():
-      group, chunk = group[keep], chunk[np.flatnonzero(keep)]
-    return gene_pieces(chunk, group=group, key_format=key_format, scratch=scratch)
+  def regroup(group, chunk, out):
+    with buffers.lease() as scratch:
+      if isinstance(chunk, ChunkReader):
+        chunk = chunk.read(scratch)
+      keep = group >= 0
+      if not keep.all():
+        group, chunk = group[keep], chunk[np.flatnonzero(keep)]
+      return gene_pieces(chunk, group=group, key_format=key_format, scratch=scratch, out=out)
 
   with concurrent.futures.ThreadPoolExecutor(threads) as pool:
     in_flight = collections.deque()
+    filled = 0
     for group, chunk in chunks:
       group = np.asarray(group, dtype=np.int64)
       sizes += np.bincount(group[group >= 0], minlength=n_groups)
-      in_flight.append(pool.submit(regroup, group, chunk))
+      out = None
+      if arena is not None and filled + chunk.nnz <= len(arena):
+        out, filled = arena[filled:filled + chunk.nnz], filled + chunk.nnz
+      in_flight.append(pool.submit(regroup, group, chunk, out))
       if len(in_flight) > threads:  # bounds the memory of chunks read but not yet regrouped
         pieces.append(in_flight.popleft().result())
     pieces += [f.result() for f in in_flight]
@@ -207,11 +218,12 @@ def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, "sp.csr_matrix | C
 
 
 def gene_pieces(chunk: sp.csr_matrix, *, group: np.ndarray, key_format: KeyFormat,
-                scratch: Scratch | None = None) -> GenePieces:
+                scratch: Scratch | None = None, out: np.ndarray | None = None) -> GenePieces:
   """Sort keys of a chunk's values ([rows, genes] float32 CSR), regrouped by gene.
 
   Stored zeros (and -0.0) get the padding key, so they count as the zeros they are. Every
-  temporary lives in `scratch`; only the regrouped keys are new memory.
+  temporary lives in `scratch`; the regrouped keys go to `out` (of at least `chunk.nnz` keys of
+  `key_format.dtype`) if given, else to new memory.
   """
   scratch = scratch or Scratch()
   dtype, n = key_format.dtype, chunk.nnz
@@ -234,7 +246,7 @@ def gene_pieces(chunk: sp.csr_matrix, *, group: np.ndarray, key_format: KeyForma
     by_gene = sp.csr_matrix((keys, chunk.indices[:n], chunk.indptr), shape=chunk.shape).tocsc()
     return GenePieces(by_gene.indptr.astype(np.int64), by_gene.data)
   colptr = np.empty(chunk.shape[1] + 1, chunk.indptr.dtype)
-  by_gene = np.empty(n, dtype)
+  by_gene = np.empty(n, dtype) if out is None else out[:n]
   _sparsetools.csr_tocsc(chunk.shape[0], chunk.shape[1], chunk.indptr, chunk.indices, keys,
                          colptr, scratch.array("csc_rows", n, chunk.indices.dtype), by_gene)
   return GenePieces(colptr.astype(np.int64), by_gene)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import os
-import threading
 from typing import Iterable
 
 import numpy as np
@@ -81,19 +80,19 @@ def plan_scaling(chunks: Iterable, *, where: str = "X", sparse: bool | None = No
   return _plan(facts, where=where, sparse=chunk_sparse if sparse is None else sparse)
 
 
-def plan_scaling_of_csr(rows: csr_rows.CsrRows, *, where: str = "X",
-                        threads: int | None = None) -> ScalePlan:
+def plan_scaling_of_csr(rows: csr_rows.CsrRows, *, where: str = "X", threads: int | None = None,
+                        buffers: scratch_lib.ScratchPool | None = None) -> ScalePlan:
   """`plan_scaling` of a file whose `X` is CSR on disk, read directly: the values only (the
-  decision and the totals need no column indices), row ranges on a thread pool, one reused
-  buffer per thread."""
-  local = threading.local()
+  decision and the totals need no column indices), row ranges on a thread pool, into buffers
+  of `buffers` (reused by the thread that holds one)."""
+  buffers = buffers or scratch_lib.ScratchPool()
 
   def facts(row_range):
     start, stop = row_range
-    buffer = local.__dict__.setdefault("scratch", scratch_lib.Scratch())
-    values = buffer.array("values", int(rows.indptr[stop] - rows.indptr[start]), np.float32)
-    indptr = rows.read(start, stop, data=values)
-    return inspect_values(values), normalize.row_totals(values, indptr)
+    with buffers.lease() as scratch:
+      values = scratch.array("data", int(rows.indptr[stop] - rows.indptr[start]), np.float32)
+      indptr = rows.read(start, stop, data=values)
+      return inspect_values(values), normalize.row_totals(values, indptr)
 
   threads = threads or len(os.sched_getaffinity(0))
   with concurrent.futures.ThreadPoolExecutor(threads) as pool:

@@ -77,7 +77,10 @@ def _overlap(true_de, pred_de, pred_abs_lfc):
   # Non-DE genes sort after every DE gene; a stable sort keeps gene order among equal |LFC|.
   key = jnp.where(pred_de, pred_abs_lfc, -1.0)
   order = jnp.argsort(-key, axis=1, stable=True)
-  rank = jnp.argsort(order, axis=1)
+  rows = jnp.arange(key.shape[0])[:, None]
+  # The inverse permutation by a scatter: a second sort costs ~0.1 s on XLA's CPU sort.
+  rank = jnp.zeros_like(order).at[rows, order].set(
+      jnp.broadcast_to(jnp.arange(key.shape[1], dtype=order.dtype), order.shape))
   top = pred_de & (rank < n_true[:, None])
   hits = (top & true_de).sum(axis=1)
   overlap = jnp.where(n_true > 0, hits / jnp.maximum(n_true, 1), 0.0)

@@ -274,12 +274,16 @@ def gene_batches(pieces: list[GenePieces], *, n_genes: int) -> Iterator[np.ndarr
 def gather_rows(pieces: list[GenePieces], genes: np.ndarray, *, pad) -> np.ndarray:
   """[genes, width] keys of `genes` from every piece, each row's keys first, then `pad`."""
   lengths = np.stack([p.counts[genes] for p in pieces])  # [pieces, genes]
-  filled = np.zeros(len(genes), np.int64)
-  rows = np.full((len(genes), max(int(lengths.sum(0).max(initial=0)), 1)), pad,
-                 pieces[0].keys.dtype if pieces else np.uint32)
+  width = max(int(lengths.sum(0).max(initial=0)), 1)
+  rows = np.full((len(genes), width), pad, pieces[0].keys.dtype if pieces else np.uint32)
+  flat = rows.reshape(-1)
+  filled = np.arange(len(genes)) * width  # where each row's next keys go in `flat`
   for piece, length in zip(pieces, lengths):
-    starts = piece.colptr[genes]
-    for i in np.flatnonzero(length):
-      rows[i, filled[i]:filled[i] + length[i]] = piece.keys[starts[i]:starts[i] + length[i]]
+    some = np.flatnonzero(length)
+    keys = piece.keys
+    # Python ints: this loop runs ~30 times per gene (once per piece).
+    for to, start, n in zip(filled[some].tolist(), piece.colptr[genes[some]].tolist(),
+                            length[some].tolist()):
+      flat[to:to + n] = keys[start:start + n]
     filled += length
   return rows

@@ -11,15 +11,16 @@ wall times, the ratio, each side's peak resident memory, and whether the three s
   python benchmarks/score_speed.py --genes 2000 --cells-per-pert 300     # a quick one
 
 Measured at full size (4.7e8 nonzero values per file) on the project's 2-vCPU VM, quiet: vccjax
-34.4 s wall, 60.9 s CPU, 3.0 GiB peak (the two files one after the other, each read straight
-into per-thread reused buffers); cell-eval 0.8.2 480.6 s wall, 860.0 s CPU, 15.8 GiB peak;
-14.0x wall, 14.1x CPU, identical DES and PDS, MAE within 5e-10. (Before: 11.3x / 11.5x at
-5.0 GiB with the files side by side and anndata's chunk reads; 6.8x / 9.5x at 7.6 GiB before
-the ranking streamed.) Generating the two files takes ~5 minutes once. Where our CPU time goes
-(perf): sorting each gene's values ~25% (NumPy's AVX-512 quicksort, ~17 ns per key at ~27k keys a
-gene), zeroing new memory pages ~13% (this VM maps a page on its first touch, ~2 s per GiB; the
-1.9 GB of sort keys a file needs are touched once), CSR-to-CSC regrouping ~10%, the per-group
-bincounts ~5%, tie runs ~5%, reading ~5%.
+29.6 s wall, 53.1 s CPU, 2.95 GiB peak (the two files one after the other, each read straight
+into buffers that both files' workers reuse, the second file's sort keys in the first one's
+pages); cell-eval 0.8.2 482.3 s wall, 859.8 s CPU, 15.8 GiB peak; 16.3x wall, 16.2x CPU,
+identical DES and PDS, MAE within 5e-10. (Before: 14.0x with fresh buffers per file, 11.3x /
+11.5x at 5.0 GiB with the files side by side and anndata's chunk reads; 6.8x / 9.5x at 7.6 GiB
+before the ranking streamed.) Generating the two files takes ~5 minutes once. Where our CPU
+time goes (perf): sorting each gene's values ~31% (NumPy's AVX-512 quicksort, ~17 ns per key at
+~27k keys a gene), CSR-to-CSC regrouping ~13%, zeroing new memory pages ~10% (this VM maps a
+page on its first touch, 0.5-2 s per GiB; the first file's 1.9 GB of sort keys are touched
+once), tie runs ~9%, the per-group bincounts ~5%, reading ~3%.
 """
 
 from __future__ import annotations

@@ -13,10 +13,11 @@ the values, above the group's bits) regrouped by gene (`GenePieces`: SciPy's CSR
 batches of genes of similar size are gathered from every chunk as padded rows, sorted and reduced
 with row-wise NumPy operations (`ranksum_batch.py`). Both stages run on a thread pool (NumPy's
 sorts, ufuncs and SciPy's sparse kernels release the GIL); a chunk may be a `ChunkReader`, read
-and scaled by the worker itself into that thread's reused `Scratch` buffers. Memory: 4 bytes per
-nonzero value (the keys), plus ~0.3 GB of buffers per worker at the default chunk size. This
-stage stays in NumPy: on CPU, XLA's sort and scans are 2-5x slower. Everything downstream is
-vectorised JAX.
+and scaled by the worker itself into a reused `Scratch` lent by a `ScratchPool`. Memory: 4 bytes
+per nonzero value (the keys, in one buffer of the pool when their number is known, so a second
+file reuses the first one's pages), plus ~0.3 GB of buffers per worker at the default chunk
+size. This stage stays in NumPy: on CPU, XLA's sort and scans are 2-5x slower. Everything
+downstream is vectorised JAX.
 """
 
 from __future__ import annotations

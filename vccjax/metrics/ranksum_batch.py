@@ -81,8 +81,8 @@ def tie_sums(repeat, label, bins, n_bins):
   is contiguous and the control's (c values) comes first. A group's part raises the run's
   t^3 - t, pooled with the control, by f(c + k) - f(c), f(t) = t^3 - t, and each of its values
   equals c control values; the control's own term is f(c), its part's with c = 0. So the work is
-  one boolean pass to find where parts start, then on the parts only (~10% of a count file's
-  values).
+  a few boolean passes to find where parts start, then work on the parts only (~20% of a count
+  file's values).
   """
   n = len(label)
   equal_before = np.zeros(n + 2, bool)  # [i + 1]: value i equals value i - 1

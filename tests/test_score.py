@@ -13,6 +13,7 @@ from conftest import run_module
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics"))
 import vcc_screens  # noqa: E402
 from vccjax import score  # noqa: E402
+from vccjax.data import csr_rows, io  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +104,16 @@ def test_chunked_file_summary_equals_the_in_memory_one(tmp_path, monkeypatch, la
   assert chunked.perturbations == whole.perturbations
   np.testing.assert_array_equal(chunked.pseudobulk, whole.pseudobulk)
   np.testing.assert_array_equal(chunked.p_value, whole.p_value)
+
+
+def test_training_baseline_in_small_chunks_is_the_same(files, monkeypatch):
+  # Chunks read into one reused buffer: each must be used up before the next overwrites it.
+  assert csr_rows.CsrRows.of(io.read_h5ad(files["train"], backed=True)) is not None
+  counts = {f"G00{i}": 40 for i in range(4)}
+  whole = score.training_baseline(files["train"], pert_counts=counts,
+                                  control_label="non-targeting")
+  monkeypatch.setattr(score, "_TRAIN_ROWS_PER_CHUNK", 7)
+  chunked = score.training_baseline(files["train"], pert_counts=counts,
+                                    control_label="non-targeting")
+  np.testing.assert_array_equal(whole[0], chunked[0])
+  np.testing.assert_array_equal(whole[1], chunked[1])

@@ -43,13 +43,11 @@ def load_summary(path: str, *, control_label: str, buffers: metrics.ScratchPool 
   per_row = io.stored_values_per_row(adata)
   rows = metrics.rows_per_chunk(per_row)
   stored = csr_rows.CsrRows.of(adata)
+  plan = _scaling_plan(adata, stored, path=path, rows=rows, buffers=buffers)
   if stored is None:
-    plan = metrics.plan_scaling(io.iter_row_chunks(adata, rows), where=f"{path} X",
-                                sparse=io.x_is_sparse(adata))
     chunks = ((start, metrics.apply_scaling(chunk, plan=plan, start=start))
               for start, chunk in io.iter_row_chunks(adata, rows))
   else:
-    plan = metrics.plan_scaling_of_csr(stored, where=f"{path} X", buffers=buffers)
     chunks = ((start, metrics.ChunkReader(
         (stop - start, adata.n_vars), int(stored.indptr[stop] - stored.indptr[start]),
         functools.partial(metrics.read_scaled, stored, start, stop, plan=plan)))
@@ -59,6 +57,14 @@ def load_summary(path: str, *, control_label: str, buffers: metrics.ScratchPool 
       value_bounds=plan.log1p_bounds(), control_label=control_label, where=path,
       buffers=buffers, n_values=None if stored is None else int(stored.indptr[-1]))
   return summary, labels.gene_names
+
+
+def _scaling_plan(adata, stored, *, path: str, rows: int, buffers=None):
+  """The file's ScalePlan: from direct reads of its CSR values (`stored`), or anndata's chunks."""
+  if stored is None:
+    return metrics.plan_scaling(io.iter_row_chunks(adata, rows), where=f"{path} X",
+                                sparse=io.x_is_sparse(adata))
+  return metrics.plan_scaling_of_csr(stored, where=f"{path} X", buffers=buffers)
 
 
 def load_summaries(paths: list[str], *, control_label: str) -> list:
@@ -99,14 +105,21 @@ def training_baseline(train_path: str, *, pert_counts: dict, control_label: str)
   """
   adata = io.read_h5ad(train_path, backed=True)
   labels = io.read_labels(adata, path=train_path, control_label=control_label)
-  plan = metrics.plan_scaling(io.iter_row_chunks(adata, _TRAIN_ROWS_PER_CHUNK),
-                              where=f"{train_path} X", sparse=io.x_is_sparse(adata))
+  stored = csr_rows.CsrRows.of(adata)
+  plan = _scaling_plan(adata, stored, path=train_path, rows=_TRAIN_ROWS_PER_CHUNK)
+  if stored is None:
+    chunks = ((start, metrics.apply_scaling(chunk, plan=plan, start=start))
+              for start, chunk in io.iter_row_chunks(adata, _TRAIN_ROWS_PER_CHUNK))
+  else:  # read straight into one reused buffer: each chunk is used up before the next is read
+    scratch = metrics.Scratch()
+    values_per_chunk = int(_TRAIN_ROWS_PER_CHUNK * io.stored_values_per_row(adata))
+    chunks = ((start, metrics.read_scaled(stored, start, stop, scratch, plan=plan))
+              for start, stop in stored.row_ranges(values_per_chunk))
   names, group = np.unique(labels.target_gene, return_inverse=True)
   sums = np.zeros((len(names), adata.n_vars))
   controls = []
-  for start, chunk in io.iter_row_chunks(adata, _TRAIN_ROWS_PER_CHUNK):
-    log1p = metrics.apply_scaling(chunk, plan=plan, start=start)
-    rows = slice(start, start + chunk.shape[0])
+  for start, log1p in chunks:
+    rows = slice(start, start + log1p.shape[0])
     sums += metrics.group_sums(log1p_expr=log1p, group=group[rows], n_groups=len(names))
     controls.append(log1p[labels.is_control[rows]])
   profile = metrics.mean_of_pseudobulks(sums / np.bincount(group)[:, None])

@@ -21,12 +21,12 @@ from vccjax.metrics.ranksum import ChunkReader, GroupRankSums, rank_sums, rows_p
 from vccjax.metrics.scale import (ScalePlan, apply_scaling, is_counts, plan_scaling,
                                   plan_scaling_of_csr, read_scaled, to_vcc_log1p)
 from vccjax.metrics.scaled import scaled_scores
-from vccjax.metrics.scratch import ScratchPool
+from vccjax.metrics.scratch import Scratch, ScratchPool
 from vccjax.metrics.wilcoxon import mannwhitney_vs_control
 
 __all__ = [
     "CONTROL_LABEL", "FDR_MODES", "ChunkReader", "EvalResult", "FileSummary", "GroupRankSums",
-    "ScalePlan", "ScratchPool",
+    "ScalePlan", "Scratch", "ScratchPool",
     "abs_log2_fold_change", "apply_scaling", "assemble_baseline", "benjamini_hochberg",
     "cell_mean_baseline", "compare", "de_overlap", "discrimination_scores", "evaluate",
     "group_means", "group_sums", "is_counts", "mannwhitney_vs_control", "mean_absolute_error",

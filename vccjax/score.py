@@ -45,8 +45,7 @@ def load_summary(path: str, *, control_label: str, buffers: metrics.ScratchPool 
   stored = csr_rows.CsrRows.of(adata)
   plan = _scaling_plan(adata, stored, path=path, rows=rows, buffers=buffers)
   if stored is None:
-    chunks = ((start, metrics.apply_scaling(chunk, plan=plan, start=start))
-              for start, chunk in io.iter_row_chunks(adata, rows))
+    chunks = _anndata_scaled_chunks(adata, plan=plan, rows=rows)
   else:
     chunks = ((start, metrics.ChunkReader(
         (stop - start, adata.n_vars), int(stored.indptr[stop] - stored.indptr[start]),
@@ -65,6 +64,12 @@ def _scaling_plan(adata, stored, *, path: str, rows: int, buffers=None):
     return metrics.plan_scaling(io.iter_row_chunks(adata, rows), where=f"{path} X",
                                 sparse=io.x_is_sparse(adata))
   return metrics.plan_scaling_of_csr(stored, where=f"{path} X", buffers=buffers)
+
+
+def _anndata_scaled_chunks(adata, *, plan, rows: int):
+  """(start, float32 log1p chunk) over `X` through anndata, `rows` rows at a time."""
+  return ((start, metrics.apply_scaling(chunk, plan=plan, start=start))
+          for start, chunk in io.iter_row_chunks(adata, rows))
 
 
 def load_summaries(paths: list[str], *, control_label: str) -> list:
@@ -108,8 +113,7 @@ def training_baseline(train_path: str, *, pert_counts: dict, control_label: str)
   stored = csr_rows.CsrRows.of(adata)
   plan = _scaling_plan(adata, stored, path=train_path, rows=_TRAIN_ROWS_PER_CHUNK)
   if stored is None:
-    chunks = ((start, metrics.apply_scaling(chunk, plan=plan, start=start))
-              for start, chunk in io.iter_row_chunks(adata, _TRAIN_ROWS_PER_CHUNK))
+    chunks = _anndata_scaled_chunks(adata, plan=plan, rows=_TRAIN_ROWS_PER_CHUNK)
   else:  # read straight into one reused buffer: each chunk is used up before the next is read
     scratch = metrics.Scratch()
     values_per_chunk = int(_TRAIN_ROWS_PER_CHUNK * io.stored_values_per_row(adata))

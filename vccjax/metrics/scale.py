@@ -142,8 +142,7 @@ def read_scaled(rows: csr_rows.CsrRows, start: int, stop: int, scratch: scratch_
   """Rows [start, stop) of a CSR file, scaled by `plan` in `scratch`'s buffers (float32 CSR).
 
   The same float32 operations as `apply_scaling` (`normalize.apply_per_row`), so the same bits;
-  the matrix shares the
-  buffers, so it is valid until `scratch` reads the next chunk.
+  the matrix shares the buffers, so it is valid until `scratch` reads the next chunk.
   """
   n = int(rows.indptr[stop] - rows.indptr[start])
   index_dtype = np.int32 if rows.shape[1] < 2**31 else np.int64

@@ -244,7 +244,7 @@ def main(argv=None):
     name, _, folds = spec.partition(":")
     if name.endswith(doubles.DOUBLES):
       res = doubles.doubles_recall(name, folds=args.folds or int(folds or 2), steps=args.steps,
-                           seed=args.seed, root=root)
+                                   seed=args.seed, root=root)
       doubles_out += doubles.doubles_rows(name, res)
       doubles_timing.append(doubles.doubles_timing_row(name, res))
       continue

@@ -21,7 +21,7 @@ its median rank, for two signatures:
   the file does not measure the target, this is the full signature (same ranks).
 
 Methods:
-* model (specific, default): `vccjax.design.rank_candidates`, metric "specific".
+* model (specific, default): `vccjax.design.ranking.rank_candidates`, metric "specific".
 * model (plain cosine): the same with `metric="cosine"` (the default before; cosine of the raw
   mean predicted log fold change and the signature).
 * peer, what a user would do without a model (nearest neighbour among the training targets'
@@ -131,10 +131,10 @@ class NearestNeighbourPeer:
 def run_fold(exp, params, test: list[str]) -> dict:
   """Ranks of each held-out target among all known genes (model by both metrics, peer; full
   signature and own gene removed) and among the screen's own single targets; ranking times."""
-  from vccjax import design
-  from vccjax import design_score
+  from vccjax.design import candidates as candidates_lib
+  from vccjax.design import ranking
   ds = exp.dataset
-  pools = {"all": design_score.known_genes(exp),
+  pools = {"all": candidates_lib.known_genes(exp),
            "screen": sorted(t for t in ds.targets if "+" not in t)}
   peers = {name: NearestNeighbourPeer(exp, pool) for name, pool in pools.items()}
   genes = list(map(str, ds.gene_names))
@@ -143,9 +143,9 @@ def run_fold(exp, params, test: list[str]) -> dict:
              candidates=len(pools["all"]), screen=len(pools["screen"]),
              encode=encode_seconds(exp, pools["all"]))
   rank = lambda signature, candidates, metric, target, own_genes=True: next(
-      (c.rank for c in design.rank_candidates(exp, params, signature=signature,
-                                              candidates=candidates, metric=metric,
-                                              own_genes=own_genes, log=None)
+      (c.rank for c in ranking.rank_candidates(exp, params, signature=signature,
+                                               candidates=candidates, metric=metric,
+                                               own_genes=own_genes, log=None)
        if c.target == target), MISS)
   for target in test:
     lfc = ds.target_lfc[ds.targets.index(target)]
@@ -175,14 +175,14 @@ def run_fold(exp, params, test: list[str]) -> dict:
 
 def encode_seconds(exp, candidates: list[str]) -> float:
   """Wall time of encoding every candidate (`Experiment.encode`, chunk by chunk), alone."""
-  from vccjax import design_score
-  feats, _ = design_score.candidate_features(exp, candidates)
-  expr = exp.dataset.hvg_log1p[design_score.control_set(exp)][None]
-  chunk = design_score.chunk_size_for(exp, expr.shape[1])
+  from vccjax.design import candidates as candidates_lib
+  feats, _ = candidates_lib.candidate_features(exp, candidates)
+  expr = exp.dataset.hvg_log1p[candidates_lib.control_set(exp)][None]
+  chunk = candidates_lib.chunk_size_for(exp, expr.shape[1])
   t0 = time.time()
   for start in range(0, len(candidates), chunk):
-    design_score.chunk_inputs(exp, feats=feats, targets=candidates[start:start + chunk],
-                              control_expr=expr)
+    candidates_lib.chunk_inputs(exp, feats=feats, targets=candidates[start:start + chunk],
+                                control_expr=expr)
   return time.time() - t0
 
 

@@ -21,8 +21,8 @@ def train_fold(path: str, test: list[str], *, steps: int, workdir: str,
   validation targets `val` if given, else the config's seeded draw); returns (exp, params) of its
   best checkpoint."""
   import set_tx
-  from vccjax import restore
-  from vccjax import train
+  from vccjax.predict import trained_run
+  from vccjax.train import loop
   config = set_tx.get_config("bench")
   config.data.path, config.data.test_targets = path, ",".join(test)
   config.train.steps = steps
@@ -31,8 +31,8 @@ def train_fold(path: str, test: list[str], *, steps: int, workdir: str,
   if val:
     config.data.val_targets = ",".join(val)
   with contextlib.redirect_stdout(io.StringIO()):
-    train.train_and_evaluate(config, workdir)
-  exp, params, _ = restore.load_trained(workdir)
+    loop.train_and_evaluate(config, workdir)
+  exp, params, _ = trained_run.load_trained(workdir)
   return exp, params
 
 

@@ -115,16 +115,16 @@ def run_doubles_fold(exp, params, test: list[str]) -> dict:
   """Per held-out double: the rank of its pair (model among every known gene and the pairs of
   its best singles; model and additive peer among the measured training singles and all their
   pairs), its singles' ranks among the model's singles, candidate counts, ranking times."""
-  from vccjax import design
-  from vccjax import design_score
+  from vccjax.design import candidates as candidates_lib
+  from vccjax.design import ranking as ranking_lib
   from vccjax.data import targets as targets_lib
   ds = exp.dataset
-  known = design_score.known_genes(exp)
+  known = candidates_lib.known_genes(exp)
   singles = [t for t in exp.split.train if "+" not in t]
   singles_lfc = ds.target_lfc[[ds.targets.index(t) for t in singles]]
   out = {key: [] for key in ("model", "model_given_pair", "model_measured", "peer", "candidates",
                              "peer_candidates", "single_ranks", "wall", "cpu")}
-  ranking = lambda signature, candidates, **kw: [c.target for c in design.rank_candidates(
+  ranking = lambda signature, candidates, **kw: [c.target for c in ranking_lib.rank_candidates(
       exp, params, signature=signature, candidates=candidates, max_genes=2, metric="specific",
       log=None, **kw)]
   for target in test:

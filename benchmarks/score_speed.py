@@ -3,8 +3,8 @@
 Builds (or reuses, with --cache-dir) a real and a predicted screen of the VCC validation shape,
 50 perturbations x 1,000 cells + 10,000 controls x 18,080 genes, raw NB counts at ~50k UMI per
 cell (~46% of the values nonzero, like deep 10x data), then times, each in its own process on the
-same files: our scorer (`vccjax.score.raw_file_scores`: read, scale, DES/PDS/MAE) and
-`cell-eval run --profile vcc` (DES/PDS/MAE too) from the `.venv-ce08` virtualenv. Prints both
+same files: our scorer (`vccjax.score.file_scores.raw_file_scores`: read, scale, DES/PDS/MAE)
+and `cell-eval run --profile vcc` (DES/PDS/MAE too) from the `.venv-ce08` virtualenv. Prints both
 wall times, the ratio, each side's peak resident memory, and whether the three scores agree.
 
   python benchmarks/score_speed.py --cache-dir /tmp/vcc_speed            # full size
@@ -136,8 +136,8 @@ def timed(cmd) -> tuple[dict, str]:
 
 def run_ours(real, pred) -> tuple[dict, dict]:
   # cell-eval 0.8's rules (per-perturbation FDR, no fold-change clip), so the scores compare.
-  code = ("import json, sys; from vccjax import score; "
-          "r = score.raw_file_scores(pred_path=sys.argv[1], real_path=sys.argv[2], "
+  code = ("import json, sys; from vccjax.score import file_scores; "
+          "r = file_scores.raw_file_scores(pred_path=sys.argv[1], real_path=sys.argv[2], "
           "fdr='per_perturbation', fold_change_clip=None); print(json.dumps(r.means()))")
   cost, out = timed([sys.executable, "-c", code, pred, real])
   return cost, json.loads(out.strip().splitlines()[-1])

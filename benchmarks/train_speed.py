@@ -29,8 +29,9 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from vccjax import config_file, models, sharding, steps  # noqa: E402
+from vccjax import config_file, models  # noqa: E402
 from vccjax.models import ModelInputs  # noqa: E402
+from vccjax.train import sharding, steps  # noqa: E402
 
 
 def peak_rss_gib() -> float:
@@ -85,17 +86,20 @@ def time_random_steps(config, *, n_in: int, n_genes: int, steps_to_time: int) ->
 def full_pipeline(config, data_path: str, n_targets: int, cells_per_target: int) -> None:
   """Loads a full-shape file, takes one train step, and streams a 50-target prediction."""
   import pandas as pd
-  from vccjax import experiment, submission, train
+  from vccjax.experiment import assembly, training_data
+  from vccjax.predict import submission
+  from vccjax.train import loop
   config.data.path = data_path
   config.data.val_fraction = 0.0
   config.features.sources = "control_pca"
   t0 = time.perf_counter()
-  exp = experiment.Experiment.from_config(config, verbose=True)
+  exp = assembly.Experiment.from_config(config, verbose=True)
   print(f"load: {time.perf_counter() - t0:.0f}s, peak RSS {peak_rss_gib():.1f} GiB")
   enc = exp.encode(exp.dataset.targets, allow_missing=True)
-  sampler = train.make_sampler(exp, config)
-  batch = train.to_train_batch(exp, enc, train.sampler_rows(exp, sampler), sampler.sample(0))
-  opt = train.make_optimizer(config)
+  sampler = training_data.make_sampler(exp, config)
+  rows = training_data.sampler_rows(exp, sampler)
+  batch = loop.to_train_batch(exp, enc, rows, sampler.sample(0))
+  opt = loop.make_optimizer(config)
   state = steps.init_state(model=exp.model, optimizer=opt, example_inputs=batch.inputs,
                            key=jax.random.key(0))
   fn = steps.make_train_step(model=exp.model, optimizer=opt, in_genes=exp.in_genes,

@@ -1,6 +1,6 @@
 """Entry point: `python -m vccjax.main --config=configs/set_tx.py[:VARIANT] --workdir=DIR`.
 
-Flags, logging and dispatch only; the work is `vccjax.train.train_and_evaluate`.
+Flags, logging and dispatch only; the work is `vccjax.train.loop.train_and_evaluate`.
 """
 
 from absl import app
@@ -8,9 +8,9 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from vccjax import distributed
-from vccjax import train
 from vccjax.errors import InputError
+from vccjax.train import distributed
+from vccjax.train import loop
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/set_tx.py:demo.",
                                           lock_config=True)
@@ -35,8 +35,8 @@ def main(argv):
   distributed.maybe_initialize(_MULTIHOST.value, coordinator=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
   try:
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except (InputError, train.NonFiniteLossError) as e:
+    loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except (InputError, loop.NonFiniteLossError) as e:
     raise SystemExit(f"error: {e}")
 
 

@@ -12,7 +12,8 @@ import pytest
 
 import vcc_screens
 from conftest import shared
-from vccjax import score
+from vccjax.score import __main__ as score_command
+from vccjax.score import file_scores
 from vccjax.data import io
 
 TOL = 1e-6
@@ -78,13 +79,13 @@ def _assert_matches(ours, theirs):
 def test_per_perturbation_scores_match_cell_eval(cases, name, pred):
   paths, ref = cases
   real = "subset" if name == "subset" else "real"
-  ours = score.raw_file_scores(pred_path=paths[pred], real_path=paths[real])
+  ours = file_scores.raw_file_scores(pred_path=paths[pred], real_path=paths[real])
   _assert_matches(ours, ref[name]["per_perturbation"])
 
 
 def test_fixtures_exercise_the_edge_cases(cases):
   paths, ref = cases
-  ours = score.raw_file_scores(pred_path=paths["pred"], real_path=paths["real"])
+  ours = file_scores.raw_file_scores(pred_path=paths["pred"], real_path=paths["real"])
   assert (ours.n_true_de == 0).any(), "no perturbation with an empty true DE set"
   assert (ours.n_pred_de > ours.n_true_de).any(), "no prediction with extra DE genes"
   assert (ours.pds < 1).any(), "PDS never below 1: the swap did not show"
@@ -95,11 +96,11 @@ def test_baseline_and_overall_score_match_cell_eval(cases, tmp_path):
   paths, ref = cases
   ce = ref["subset"]
   json_path = tmp_path / "scores.json"
-  built = score.main(["--pred", paths["subset_pred"], "--real", paths["subset"], "--train",
-                      paths["subset"], "--pert-counts", paths["pert_counts"], "--json",
-                      str(json_path)])
-  read = score.score_files(pred_path=paths["subset_pred"], real_path=paths["subset"],
-                           baseline_path=paths["ce_baseline"])
+  built = score_command.main(["--pred", paths["subset_pred"], "--real", paths["subset"], "--train",
+                              paths["subset"], "--pert-counts", paths["pert_counts"], "--json",
+                              str(json_path)])
+  read = file_scores.score_files(pred_path=paths["subset_pred"], real_path=paths["subset"],
+                                 baseline_path=paths["ce_baseline"])
   for ours in (built, read):
     for metric in ("des", "pds", "mae"):
       assert abs(ours["model"][metric] - ce["means"][metric]) < TOL
@@ -115,7 +116,7 @@ def test_baseline_and_overall_score_match_cell_eval(cases, tmp_path):
 def test_cell_mean_baseline_cells_match_cell_eval(cases):
   paths, ref = cases
   counts = io.read_pert_counts(paths["pert_counts"])
-  log1p, targets, _ = score.training_baseline(
+  log1p, targets, _ = file_scores.training_baseline(
       paths["subset"], pert_counts=dict(zip(counts.target_gene, counts.n_cells)),
       control_label="non-targeting")
   ce = ref["subset"]

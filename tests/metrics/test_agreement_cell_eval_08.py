@@ -14,7 +14,7 @@ import pytest
 
 import vcc_screens
 from conftest import shared
-from vccjax import score
+from vccjax.score import file_scores
 from vccjax.data import io
 
 pytestmark = pytest.mark.skipif(
@@ -57,7 +57,7 @@ def cases(tmp_path_factory):
                                             ("subset", "subset_pred", "subset")])
 def test_per_perturbation_mode_matches_cell_eval_08(cases, name, pred, real):
   paths, ref = cases
-  ours = score.raw_file_scores(pred_path=paths[pred], real_path=paths[real], **RULES)
+  ours = file_scores.raw_file_scores(pred_path=paths[pred], real_path=paths[real], **RULES)
   table = pd.DataFrame(ours.table()).set_index("perturbation")
   theirs = pd.DataFrame(ref[name]["per_perturbation"]).T.loc[table.index]
   for metric in ("des", "pds", "mae"):
@@ -66,14 +66,15 @@ def test_per_perturbation_mode_matches_cell_eval_08(cases, name, pred, real):
 
 def test_overall_score_matches_cell_eval_08(cases):
   paths, ref = cases
-  ours = score.score_files(pred_path=paths["subset_pred"], real_path=paths["subset"],
-                           train_path=paths["subset"], pert_counts_path=paths["counts"], **RULES)
+  ours = file_scores.score_files(pred_path=paths["subset_pred"], real_path=paths["subset"],
+                                 train_path=paths["subset"], pert_counts_path=paths["counts"],
+                                 **RULES)
   assert abs(ours["overall"] / 100 - ref["subset"]["scores"]["avg_score"]) < 1e-6
 
 
 def test_the_two_rule_sets_differ_on_this_fixture(cases):
   """Guards the test above: per-perturbation FDR must change something here."""
   paths, _ = cases
-  a = score.raw_file_scores(pred_path=paths["pred"], real_path=paths["real"])
-  b = score.raw_file_scores(pred_path=paths["pred"], real_path=paths["real"], **RULES)
+  a = file_scores.raw_file_scores(pred_path=paths["pred"], real_path=paths["real"])
+  b = file_scores.raw_file_scores(pred_path=paths["pred"], real_path=paths["real"], **RULES)
   assert not np.array_equal(a.n_pred_de, b.n_pred_de)

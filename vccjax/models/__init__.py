@@ -1,4 +1,10 @@
-"""Model registry: a config picks a model by name."""
+"""Models: Flax modules, closed-form baselines and the registry by which a config picks one.
+
+`set_transformer` maps control cells plus a perturbation to per-cell log fold changes;
+`baselines` are the closed-form peers (mean effect, ridge on features, the prior itself);
+`effect_prior` is the ridge prior on a target's fold changes from its gene features; `inputs`
+holds what every model takes (`ModelInputs`) and how fold changes and knockdowns are applied.
+"""
 
 from __future__ import annotations
 

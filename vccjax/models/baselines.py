@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from vccjax import effect_prior
+from vccjax.models import effect_prior
 from vccjax.models import inputs as model_inputs
 
 
@@ -44,7 +44,7 @@ class LinearEffect(nn.Module):
 
 
 class PriorEffect(nn.Module):
-  """log fold change = the closed-form prior of `vccjax.effect_prior` (no parameters).
+  """log fold change = the closed-form prior of `vccjax.models.effect_prior` (no parameters).
 
   Ridge regression for single targets; for combinations the sum of the singles' fold changes
   (measured when the single trained): the additive model.

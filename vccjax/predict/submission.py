@@ -12,10 +12,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from vccjax import prediction
 from vccjax.data import targets as targets_lib
 from vccjax.data.writer import H5adWriter
 from vccjax.errors import InputError
+from vccjax.experiment import predicted_cells
 
 MAX_SUBMISSION_CELLS = 200_000  # cell-eval 0.6.6 `prep` rejects larger files
 
@@ -63,9 +63,9 @@ def write_submission(exp, *, predict_fn, params, pert_counts: pd.DataFrame, gene
   t0, written = time.time(), 0
   with H5adWriter(out_path, var=pd.DataFrame(index=pd.Index(genes, name=None))) as writer:
     for i, target in enumerate(targets):
-      expr = prediction.predict_target(exp, predict_fn=predict_fn, params=params, target=target,
-                                       n_cells=n_cells[target], rng=rng,
-                                       enc=type(enc)(*(a[i:i + 1] for a in enc)))
+      expr = predicted_cells.predict_target(exp, predict_fn=predict_fn, params=params,
+                                            target=target, n_cells=n_cells[target], rng=rng,
+                                            enc=type(enc)(*(a[i:i + 1] for a in enc)))
       writer.append(expr[:, columns], _obs(target, len(expr), written))
       written += len(expr)
       log(f"[predict] {i + 1}/{len(targets)} {target}: {len(expr)} cells "

@@ -13,18 +13,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vccjax import checkpoint as checkpoint_lib
-from vccjax import distributed
-from vccjax import evaluate as evaluate_lib
-from vccjax import experiment as experiment_lib
 from vccjax import logbook
-from vccjax import plots
-from vccjax import sharding
-from vccjax import steps
-from vccjax.data import sampler as sampler_lib
-from vccjax.data import splits
 from vccjax.data import synthetic_source
+from vccjax.experiment import assembly
+from vccjax.experiment import training_data
 from vccjax.models import baselines
+from vccjax.train import checkpoint as checkpoint_lib
+from vccjax.train import distributed
+from vccjax.train import held_out
+from vccjax.train import plots
+from vccjax.train import sharding
+from vccjax.train import steps
 
 
 CLOSED_FORM = ("cell_mean", "linear", "additive")  # models fitted without gradient steps
@@ -32,40 +31,6 @@ CLOSED_FORM = ("cell_mean", "linear", "additive")  # models fitted without gradi
 
 class NonFiniteLossError(RuntimeError):
   pass
-
-
-def few_shot_given(exp, config) -> np.ndarray:
-  """The cells of held-out targets given to training (config.data.few_shot_cells per target)."""
-  return splits.few_shot_cells(exp.dataset.labels.target_gene, exp.split.val + exp.split.test,
-                               n_cells=config.data.few_shot_cells, seed=config.data.split_seed)
-
-
-def training_lfc(exp, config) -> np.ndarray:
-  """[targets, genes] the pseudobulk targets of training: each target's fold changes, except
-  that a few-shot target's come from its given cells only (its other cells are held out)."""
-  ds = exp.dataset
-  table = ds.target_lfc.copy()
-  given = few_shot_given(exp, config)
-  for target in sorted(set(ds.labels.target_gene[given])):
-    table[ds.targets.index(target)] = ds.cells_lfc(given[ds.labels.target_gene[given] == target])
-  return table
-
-
-def make_sampler(exp, config) -> sampler_lib.SetSampler:
-  ds, split = exp.dataset, exp.split
-  given = few_shot_given(exp, config)
-  cells = splits.training_cells(ds.labels.target_gene, split, control_label=ds.control_label,
-                                given=given)
-  few_shot_targets = sorted(set(ds.labels.target_gene[given])) if len(given) else []
-  return sampler_lib.SetSampler(
-      expr=ds.hvg_log1p, target_gene=ds.labels.target_gene, context=ds.context, cells=cells,
-      targets=split.train + few_shot_targets, control_label=ds.control_label,
-      set_size=config.data.set_size, batch_size=config.data.batch_size, seed=config.seed)
-
-
-def sampler_rows(exp, sampler) -> np.ndarray:
-  """Row in `exp.dataset.targets` (and in `exp.encode(exp.dataset.targets)`) of each sampler target."""
-  return np.array([exp.dataset.targets.index(t) for t in sampler.targets])
 
 
 def make_optimizer(config):
@@ -77,8 +42,9 @@ def make_optimizer(config):
 
 def abstract_state(exp, config, enc) -> steps.TrainState:
   """Shapes and dtypes of the TrainState (e.g. a restore template), without computing it."""
-  sampler = make_sampler(exp, config)
-  example = to_train_batch(exp, enc, sampler_rows(exp, sampler), sampler.sample(0)).inputs
+  sampler = training_data.make_sampler(exp, config)
+  rows = training_data.sampler_rows(exp, sampler)
+  example = to_train_batch(exp, enc, rows, sampler.sample(0)).inputs
   return jax.eval_shape(lambda k: steps.init_state(
       model=exp.model, optimizer=make_optimizer(config), example_inputs=example, key=k),
       jax.random.key(0))
@@ -87,11 +53,12 @@ def abstract_state(exp, config, enc) -> steps.TrainState:
 def to_train_batch(exp, enc, target_rows, set_batch, lfc=None) -> steps.TrainBatch:
   """SetBatch (targets as rows of `enc`) -> TrainBatch of NumPy arrays.
 
-  lfc: [targets, genes] pseudobulk targets (`training_lfc`; default: every target's own).
+  lfc: [targets, genes] pseudobulk targets (`training_data.training_lfc`; default: every
+    target's own).
   """
   rows = target_rows[set_batch.target]
   control_mask = np.ones(set_batch.control_expr.shape[:2], bool)
-  inputs = experiment_lib.model_inputs(set_batch.control_expr, control_mask, enc, rows)
+  inputs = assembly.model_inputs(set_batch.control_expr, control_mask, enc, rows)
   return steps.TrainBatch(inputs=inputs, pert_expr=set_batch.pert_expr,
                           pert_mask=set_batch.pert_mask,
                           lfc=(exp.dataset.target_lfc if lfc is None else lfc)[rows])
@@ -105,7 +72,7 @@ def closed_form_params(exp, enc) -> dict:
     return baselines.fit_mean_effect(effects=ds.target_lfc[rows])
   if exp.config.model.name == "additive":
     return {"params": {}}
-  pooled = experiment_lib.pooled_features(enc)[rows]
+  pooled = assembly.pooled_features(enc)[rows]
   return baselines.fit_linear_effect(features=pooled, effects=ds.target_lfc[rows],
                                      ridge=exp.ridge)
 
@@ -123,7 +90,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   log = print if is_main else (lambda *a, **k: None)
   if is_main:
     logbook.write_json_atomic(os.path.join(workdir, "config.json"), config.to_dict())
-  exp = experiment_lib.Experiment.from_config(config, verbose=is_main)
+  exp = assembly.Experiment.from_config(config, verbose=is_main)
   ds = exp.dataset
   log(f"[split] {len(exp.split.train)} train / {len(exp.split.val)} val / "
       f"{len(exp.split.test)} test targets; val={exp.split.val} test={exp.split.test}; "
@@ -136,10 +103,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
   mesh = sharding.make_mesh()
   sharding.check_batch_size(config.data.batch_size, mesh)
   predict_fn = steps.make_predict_step(exp.model)
-  evaluators = {name: evaluate_lib.VccEvaluator(
+  evaluators = {name: held_out.VccEvaluator(
       exp, targets, max_cells_per_target=config.eval.max_cells_per_target,
       max_control_cells=config.eval.max_control_cells, fdr=config.eval.fdr, seed=config.seed,
-      exclude_cells=few_shot_given(exp, config))
+      exclude_cells=training_data.few_shot_given(exp, config))
       for name, targets in (("val", exp.split.val), ("test", exp.split.test)) if targets}
   ckpt = checkpoint_lib.Checkpoints(workdir, keep=config.train.keep_checkpoints)
   if config.model.name in CLOSED_FORM:
@@ -162,9 +129,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
 
 def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, is_main):
-  sampler = make_sampler(exp, config)
-  target_rows = sampler_rows(exp, sampler)
-  lfc = training_lfc(exp, config)
+  sampler = training_data.make_sampler(exp, config)
+  target_rows = training_data.sampler_rows(exp, sampler)
+  lfc = training_data.training_lfc(exp, config)
   # Every process draws the same global plan and reads only the sets its devices hold.
   own_sets = sharding.process_sets(config.data.batch_size, mesh)
   optimizer = make_optimizer(config)

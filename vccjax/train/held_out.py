@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from vccjax import metrics
-from vccjax import prediction
 from vccjax.data import targets as targets_lib
 from vccjax.data.writer import H5adWriter
+from vccjax.experiment import predicted_cells
 
 
 class VccEvaluator:
@@ -83,9 +83,9 @@ class VccEvaluator:
   def predict(self, *, predict_fn, params) -> np.ndarray:
     """Predicted cells [sum of n_cells, G] of every target, in `self.targets` order."""
     rng = np.random.default_rng([self.seed, 2])
-    parts = [prediction.predict_target(self.exp, predict_fn=predict_fn, params=params, target=t,
-                                       n_cells=self.n_cells[t], rng=rng,
-                                       enc=_row(self.encoding, i))
+    parts = [predicted_cells.predict_target(self.exp, predict_fn=predict_fn, params=params,
+                                            target=t, n_cells=self.n_cells[t], rng=rng,
+                                            enc=_row(self.encoding, i))
              for i, t in enumerate(self.targets)]
     return np.concatenate(parts)
 

@@ -11,7 +11,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from vccjax import effect_prior
 from vccjax import models
 from vccjax.data import dataset as dataset_lib
 from vccjax.data import features as features_lib
@@ -19,6 +18,7 @@ from vccjax.data import splits
 from vccjax.data import targets as targets_lib
 from vccjax.errors import InputError
 from vccjax.models import ModelInputs
+from vccjax.models import effect_prior
 
 
 class TargetEncoding(NamedTuple):

@@ -1,6 +1,6 @@
 """`python -m vccjax.predict --workdir DIR --pert-counts C.csv --genes G.csv --out pred.h5ad`.
 
-Writes a VCC submission from a trained run (see `vccjax.submission`); `--vcc` then runs
+Writes a VCC submission from a trained run (see `vccjax.predict.submission`); `--vcc` then runs
 `cell-eval prep` on it to make the `.vcc` file the challenge accepts.
 """
 
@@ -12,10 +12,10 @@ import shutil
 import subprocess
 import sys
 
-from vccjax import restore
-from vccjax import submission
 from vccjax.data import io
 from vccjax.errors import InputError, cli_exit_on_input_error
+from vccjax.predict import submission
+from vccjax.predict import trained_run
 
 
 def parse_args(argv=None):
@@ -40,7 +40,7 @@ def main(argv=None) -> dict:
   args = parse_args(argv)
   pert_counts = io.read_pert_counts(args.pert_counts)
   genes = io.read_gene_list(args.genes)
-  exp, params, predict_fn = restore.load_trained(args.workdir, verbose=True)
+  exp, params, predict_fn = trained_run.load_trained(args.workdir, verbose=True)
   n_targets_cells = int(pert_counts.n_cells.sum())
   n_ctrl = len(exp.dataset.cells_of(exp.dataset.control_label))
   n_controls = args.n_controls if args.n_controls is not None else max(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from vccjax import losses
+from vccjax.train import losses
 
 
 def _energy_ref(x, y):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from vccjax import effect_prior
+from vccjax.models import effect_prior
 
 
 def test_ridge_fit_equals_the_primal_solution():

@@ -66,9 +66,10 @@ def test_held_out_targets_never_reach_training(norman_run):
   import json
   cfg = json.load(open(os.path.join(norman_run, "config.json")))
   assert cfg["data"]["test_targets"] == ",".join(HELD_OUT)
-  from vccjax import restore, train
-  exp, _, _ = restore.load_trained(str(norman_run))
-  sampler = train.make_sampler(exp, exp.config)
+  from vccjax.experiment import training_data
+  from vccjax.predict import trained_run
+  exp, _, _ = trained_run.load_trained(str(norman_run))
+  sampler = training_data.make_sampler(exp, exp.config)
   assert not set(sampler.targets) & set(HELD_OUT + ["MAPK1", "HK2"])
   used = set(exp.dataset.labels.target_gene[np.concatenate(sampler._cells_of)])
   assert not used & set(HELD_OUT)

@@ -23,11 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vccjax import experiment as experiment_lib
-from vccjax import prediction
 from vccjax.data import features as features_lib
 from vccjax.data import targets as targets_lib
 from vccjax.errors import InputError
+from vccjax.experiment import assembly
+from vccjax.experiment import predicted_cells
 from vccjax.models import ModelInputs
 
 # specific, cosine: higher is closer (cosine after / without the `Contrast`); l1: mean
@@ -96,7 +96,7 @@ def known_genes(exp) -> list[str]:
 def control_set(exp, *, seed: int = 0, set_size: int | None = None) -> np.ndarray:
   """[S] control cells shared by every candidate, drawn (seeded) as for predictions."""
   rng = np.random.default_rng(seed)
-  return prediction.draw_controls(exp, rng, set_size or exp.config.data.set_size)
+  return predicted_cells.draw_controls(exp, rng, set_size or exp.config.data.set_size)
 
 
 def candidate_features(exp, targets: list[str]) -> tuple[features_lib.PerturbationFeatures,
@@ -120,7 +120,7 @@ def chunk_inputs(exp, *, feats, targets: list[str], control_expr: np.ndarray,
   if not own_genes:
     enc.target_out_pos[:] = -1
   mask = np.ones((1, control_expr.shape[1]), bool)
-  return experiment_lib.model_inputs(control_expr, mask, enc, np.arange(len(targets)))
+  return assembly.model_inputs(control_expr, mask, enc, np.arange(len(targets)))
 
 
 def _mean_prediction(model):

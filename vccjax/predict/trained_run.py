@@ -7,11 +7,11 @@ import os
 
 import ml_collections
 
-from vccjax import checkpoint as checkpoint_lib
-from vccjax import experiment as experiment_lib
-from vccjax import steps
-from vccjax import train
 from vccjax.errors import InputError
+from vccjax.experiment import assembly
+from vccjax.train import checkpoint as checkpoint_lib
+from vccjax.train import loop
+from vccjax.train import steps
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
@@ -26,13 +26,13 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 def load_trained(workdir: str, *, verbose: bool = False):
   """(experiment, params, predict_fn) of the run in `workdir` (best checkpoint if scored)."""
   config = load_config(workdir)
-  exp = experiment_lib.Experiment.from_config(config, verbose=verbose)
+  exp = assembly.Experiment.from_config(config, verbose=verbose)
   enc = exp.encode(exp.dataset.targets, allow_missing=True)
-  if config.model.name in train.CLOSED_FORM:
-    return exp, train.closed_form_params(exp, enc), steps.make_predict_step(exp.model)
+  if config.model.name in loop.CLOSED_FORM:
+    return exp, loop.closed_form_params(exp, enc), steps.make_predict_step(exp.model)
   ckpt = checkpoint_lib.Checkpoints(workdir)
   try:
-    state = ckpt.restore_best(train.abstract_state(exp, config, enc))
+    state = ckpt.restore_best(loop.abstract_state(exp, config, enc))
   finally:
     ckpt.close()
   if state is None:

@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vccjax import losses
 from vccjax.models import ModelInputs, apply_fold
+from vccjax.train import losses
 
 
 @flax.struct.dataclass

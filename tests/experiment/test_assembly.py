@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, shared
-from vccjax import experiment
+from vccjax.experiment import assembly
 
 sys.path.insert(0, f"{REPO}/configs")
 import set_tx  # noqa: E402
@@ -21,7 +21,7 @@ def norman():
   c.data.max_genes_per_target = 2
   c.features.sources = "go"
   c.features.go_path = shared("go_bp_annotations.tsv.gz")
-  return experiment.Experiment.from_config(c)
+  return assembly.Experiment.from_config(c)
 
 
 def test_held_out_double_prior_is_the_sum_of_its_measured_singles(norman):
@@ -40,7 +40,7 @@ def test_training_single_prior_is_leave_one_out(norman):
   # ... and held-out singles get the ridge fit of all training targets.
   held = norman.encode(["SGK1"]).prior_lfc[0]
   predict, _ = norman.prior
-  pooled = experiment.pooled_features(norman.encode(["SGK1"], with_prior=False))
+  pooled = assembly.pooled_features(norman.encode(["SGK1"], with_prior=False))
   np.testing.assert_allclose(held, predict(pooled)[0], rtol=1e-6)
 
 

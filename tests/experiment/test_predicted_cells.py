@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from vccjax import prediction
+from vccjax.experiment import predicted_cells
 
 
 def _controls(n=4000, g=6, seed=0):
@@ -18,9 +18,10 @@ def test_expected_counts_follow_the_fold_change():
   target_sum = float(np.median(totals))
   control_counts = (counts / (totals / target_sum)[:, None]).mean(0)
   log_fold = np.tile(np.log([0.3, 2.0, 0.5, 1.0, 3.0, 0.8]), (len(counts), 1))
-  out = prediction.sample_perturbed_counts(counts, log_fold, totals=totals,
-                                           target_sum=target_sum, control_counts=control_counts,
-                                           rng=np.random.default_rng(1))
+  out = predicted_cells.sample_perturbed_counts(counts, log_fold, totals=totals,
+                                                target_sum=target_sum,
+                                                control_counts=control_counts,
+                                                rng=np.random.default_rng(1))
   assert np.array_equal(out, np.round(out)) and out.min() >= 0
   got = (out / (totals / target_sum)[:, None]).mean(0)
   np.testing.assert_allclose(got, control_counts * np.exp(log_fold[0]), rtol=0.06)
@@ -35,9 +36,9 @@ def test_the_draw_is_recentred_on_all_controls():
   counts, totals = _controls(n=300, seed=2)
   target_sum = float(np.median(totals))
   pool_mean = (counts / (totals / target_sum)[:, None]).mean(0) * 1.25  # a richer control pool
-  out = prediction.sample_perturbed_counts(counts, np.zeros_like(counts), totals=totals,
-                                           target_sum=target_sum, control_counts=pool_mean,
-                                           rng=np.random.default_rng(3))
+  out = predicted_cells.sample_perturbed_counts(counts, np.zeros_like(counts), totals=totals,
+                                                target_sum=target_sum, control_counts=pool_mean,
+                                                rng=np.random.default_rng(3))
   got = (out / (totals / target_sum)[:, None]).mean(0)
   np.testing.assert_allclose(got[2:], pool_mean[2:], rtol=0.05)
 
@@ -46,18 +47,18 @@ def test_same_generator_state_gives_the_same_cells():
   counts, totals = _controls(n=50)
   kw = dict(totals=totals, target_sum=1000.0, control_counts=counts.mean(0))
   lf = np.full(counts.shape, -0.5)
-  a = prediction.sample_perturbed_counts(counts, lf, rng=np.random.default_rng(5), **kw)
-  b = prediction.sample_perturbed_counts(counts, lf, rng=np.random.default_rng(5), **kw)
+  a = predicted_cells.sample_perturbed_counts(counts, lf, rng=np.random.default_rng(5), **kw)
+  b = predicted_cells.sample_perturbed_counts(counts, lf, rng=np.random.default_rng(5), **kw)
   np.testing.assert_array_equal(a, b)
 
 
 def test_rounding_keeps_totals_and_is_unbiased():
   rng = np.random.default_rng(7)
   mean = rng.gamma(0.5, 1.0, (200, 5))
-  out = prediction.round_keeping_totals(mean, np.random.default_rng(8))
+  out = predicted_cells.round_keeping_totals(mean, np.random.default_rng(8))
   assert np.array_equal(out, np.round(out))
   assert (np.abs(out - mean) < 1).all()
   assert (np.abs(out.sum(0) - mean.sum(0)) <= 1 + 1e-9).all()
-  runs = np.mean([prediction.round_keeping_totals(mean[:3], np.random.default_rng(s))
+  runs = np.mean([predicted_cells.round_keeping_totals(mean[:3], np.random.default_rng(s))
                   for s in range(2000)], axis=0)
   np.testing.assert_allclose(runs, mean[:3], atol=0.05)

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from conftest import CONFIG, run_module, shared
-from vccjax import design
-from vccjax import design_score
-from vccjax import design_signature
-from vccjax import experiment as experiment_lib
+from conftest import CONFIG, REPO, run_module, shared
+from vccjax.design import __main__ as design_command
+from vccjax.design import candidates as candidates_lib
+from vccjax.design import ranking
+from vccjax.design import signature as signature_lib
+from vccjax.experiment import assembly
 from vccjax.errors import InputError
 
 NORMAN = "norman19_k562.h5ad"
@@ -32,24 +33,24 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(run):
-  from vccjax import restore
-  exp, params, predict_fn = restore.load_trained(str(run))
+  from vccjax.predict import trained_run
+  exp, params, predict_fn = trained_run.load_trained(str(run))
   return exp, params, predict_fn
 
 
 def own_prediction(exp, params, predict_fn, target: str) -> dict[str, float]:
   """The model's mean log fold change for `target` on the design control set, computed through
-  the training/prediction path (Experiment.encode + predict_fn), not through design_score."""
-  controls = design_score.control_set(exp, seed=0)
+  the training/prediction path (Experiment.encode + predict_fn), not through candidates_lib."""
+  controls = candidates_lib.control_set(exp, seed=0)
   enc = exp.encode([target], feats=exp.features_for(target.split("+")))
-  inputs = experiment_lib.model_inputs(exp.dataset.hvg_log1p[controls][None],
-                                       np.ones((1, len(controls)), bool), enc, np.array([0]))
+  inputs = assembly.model_inputs(exp.dataset.hvg_log1p[controls][None],
+                                 np.ones((1, len(controls)), bool), enc, np.array([0]))
   lfc = np.asarray(predict_fn(params, inputs))[0].mean(0)
   return dict(zip(map(str, exp.dataset.gene_names), lfc.tolist()))
 
 
 def some_candidates(exp, n=150, seed=1) -> list[str]:
-  genes = design_score.known_genes(exp)
+  genes = candidates_lib.known_genes(exp)
   return np.random.default_rng(seed).choice(genes, n, replace=False).tolist()
 
 
@@ -59,8 +60,8 @@ def test_own_prediction_ranks_its_candidate_first(trained, target, metric):
   exp, params, predict_fn = trained
   signature = own_prediction(exp, params, predict_fn, target)
   candidates = some_candidates(exp) + [target]
-  ranked = design.rank_candidates(exp, params, signature=signature, candidates=candidates,
-                                  metric=metric, log=None)
+  ranked = ranking.rank_candidates(exp, params, signature=signature, candidates=candidates,
+                                   metric=metric, log=None)
   assert len(ranked) == len(set(candidates))
   assert ranked[0].target == target and ranked[0].rank == 1
   if metric != "l1":
@@ -74,8 +75,8 @@ def test_pairs_are_scored_and_a_pair_signature_finds_its_pair(trained):
   exp, params, predict_fn = trained
   signature = own_prediction(exp, params, predict_fn, "KLF1+TP53")
   candidates = some_candidates(exp, n=20) + ["KLF1", "TP53"]
-  ranked = design.rank_candidates(exp, params, signature=signature, candidates=candidates,
-                                  max_genes=2, pair_pool=len(candidates), log=None)
+  ranked = ranking.rank_candidates(exp, params, signature=signature, candidates=candidates,
+                                   max_genes=2, pair_pool=len(candidates), log=None)
   pairs = [c for c in ranked if "+" in c.target]
   assert len(pairs) == math.comb(len(set(candidates)), 2)
   assert ranked[0].target == "KLF1+TP53"
@@ -87,14 +88,14 @@ def test_ranking_is_deterministic_and_top_genes_agree(trained):
   ds = exp.dataset
   signature = dict(zip(map(str, ds.gene_names), ds.target_lfc[ds.targets.index("KLF1")].tolist()))
   candidates = some_candidates(exp, n=300)
-  first = design.rank_candidates(exp, params, signature=signature, candidates=candidates,
-                                 metric="cosine", log=None)
-  again = design.rank_candidates(exp, params, signature=signature, candidates=candidates[::-1],
-                                 metric="cosine", log=None)
+  first = ranking.rank_candidates(exp, params, signature=signature, candidates=candidates,
+                                  metric="cosine", log=None)
+  again = ranking.rank_candidates(exp, params, signature=signature, candidates=candidates[::-1],
+                                  metric="cosine", log=None)
   assert [(c.target, c.score) for c in first] == [(c.target, c.score) for c in again]
   # Other chunk boundaries (and a padded last chunk) change float rounding only.
-  chunked = design.rank_candidates(exp, params, signature=signature, candidates=candidates,
-                                   metric="cosine", log=None, chunk_size=7)
+  chunked = ranking.rank_candidates(exp, params, signature=signature, candidates=candidates,
+                                    metric="cosine", log=None, chunk_size=7)
   by_target = {c.target: c.score for c in chunked}
   np.testing.assert_allclose([c.score for c in first], [by_target[c.target] for c in first],
                              atol=1e-5)
@@ -107,16 +108,17 @@ def test_specific_top_genes_agree_relative_to_the_typical_perturbation(trained):
   exp, params, predict_fn = trained
   ds = exp.dataset
   signature = dict(zip(map(str, ds.gene_names), ds.target_lfc[ds.targets.index("KLF1")].tolist()))
-  ranked = design.rank_candidates(exp, params, signature=signature,
-                                  candidates=some_candidates(exp, n=100), log=None)
-  matched = design_signature.match_signature(signature, ds.gene_names)
-  contrast = design_score.reference_contrast(exp, params, controls=design_score.control_set(exp),
-                                             columns=matched.columns)
-  want = np.asarray(design_score.apply_contrast(matched.wanted, contrast))
+  ranked = ranking.rank_candidates(exp, params, signature=signature,
+                                   candidates=some_candidates(exp, n=100), log=None)
+  matched = signature_lib.match_signature(signature, ds.gene_names)
+  controls = candidates_lib.control_set(exp)
+  contrast = candidates_lib.reference_contrast(exp, params, controls=controls,
+                                               columns=matched.columns)
+  want = np.asarray(candidates_lib.apply_contrast(matched.wanted, contrast))
   position = {g: j for j, g in enumerate(matched.genes)}
   for c in ranked[:5]:
     pred = own_prediction(exp, params, predict_fn, c.target)
-    seen = np.asarray(design_score.apply_contrast(
+    seen = np.asarray(candidates_lib.apply_contrast(
         np.array([pred[g] for g in matched.genes], np.float32), contrast))
     assert c.top_genes
     for m in c.top_genes:
@@ -129,17 +131,17 @@ def test_typical_contrast_matches_numpy():
   reference = rng.normal(0.3, rng.uniform(0.1, 2.0, 40), (200, 40))
   reference[:, 5] = 0.7  # a gene no prediction varies on: weight floored, stays finite
   x = rng.normal(size=(3, 40))
-  contrast = design_score.typical_contrast(reference)
+  contrast = candidates_lib.typical_contrast(reference)
   mean, sd = reference.mean(0), reference.std(0)
-  sd[5] = np.median(sd) / design_score.MAX_RELATIVE_WEIGHT
+  sd[5] = np.median(sd) / candidates_lib.MAX_RELATIVE_WEIGHT
   u = mean / sd / np.linalg.norm(mean / sd)
   y = (x - mean) / sd
   want = y - np.outer(y @ u, u)
-  np.testing.assert_allclose(np.asarray(design_score.apply_contrast(x, contrast)), want,
+  np.testing.assert_allclose(np.asarray(candidates_lib.apply_contrast(x, contrast)), want,
                              rtol=1e-4, atol=1e-4)
   # The typical perturbation itself, and any multiple of it, has nothing specific left.
   for scale in (1.0, 3.0):
-    np.testing.assert_allclose(design_score.apply_contrast(scale * mean, contrast), 0,
+    np.testing.assert_allclose(candidates_lib.apply_contrast(scale * mean, contrast), 0,
                                atol=1e-3)
 
 
@@ -147,8 +149,7 @@ def _design_recall():
   """benchmarks/design_recall_doubles.py as a module (the benchmark's helpers, no training)."""
   import importlib.util
   import os
-  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks",
-                      "design_recall_doubles.py")
+  path = os.path.join(REPO, "benchmarks", "design_recall_doubles.py")
   spec = importlib.util.spec_from_file_location("design_recall_doubles", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -204,8 +205,8 @@ def synthetic_run(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("design_synthetic")
   run_module("vccjax.main", f"--config={CONFIG}:tiny", f"--workdir={workdir}",
              "--config.train.steps=150")
-  from vccjax import restore
-  exp, params, _ = restore.load_trained(str(workdir))
+  from vccjax.predict import trained_run
+  exp, params, _ = trained_run.load_trained(str(workdir))
   return exp, params
 
 
@@ -214,12 +215,12 @@ def test_synthetic_held_out_targets_are_found_from_their_real_effect(synthetic_r
   top among every gene (chance of the top 3: 1.5%), through its own gene's knockdown."""
   exp, params = synthetic_run
   ds = exp.dataset
-  candidates = design_score.known_genes(exp)
+  candidates = candidates_lib.known_genes(exp)
   assert len(candidates) == ds.n_genes and exp.split.test
   for target in exp.split.test:
     signature = dict(zip(map(str, ds.gene_names), ds.target_lfc[ds.targets.index(target)]))
-    ranked = design.rank_candidates(exp, params, signature=signature, candidates=candidates,
-                                    log=None)
+    ranked = ranking.rank_candidates(exp, params, signature=signature, candidates=candidates,
+                                     log=None)
     assert [c.rank for c in ranked if c.target == target][0] <= 3, target
 
 
@@ -227,20 +228,20 @@ def test_unmeasured_signature_genes_are_reported(trained):
   exp, params, _ = trained
   lines = []
   a, b = map(str, exp.dataset.gene_names[:2])
-  design.rank_candidates(exp, params, signature={a: 2.0, "NOT_A_GENE": 1.0, b: -1.0},
-                         candidates=["KLF1", "GATA1"], log=lines.append)
+  ranking.rank_candidates(exp, params, signature={a: 2.0, "NOT_A_GENE": 1.0, b: -1.0},
+                          candidates=["KLF1", "GATA1"], log=lines.append)
   assert "2 measured" in lines[0] and "NOT_A_GENE" in lines[0]
   with pytest.raises(InputError, match="none of its 1 genes"):
-    design.rank_candidates(exp, params, signature={"NOT_A_GENE": 1.0}, candidates=["KLF1"],
-                           log=None)
+    ranking.rank_candidates(exp, params, signature={"NOT_A_GENE": 1.0}, candidates=["KLF1"],
+                            log=None)
 
 
 def test_csv_log_base(tmp_path):
   path = tmp_path / "sig.csv"
   path.write_text("gene,log_fold_change\nA,1.0\nB,-2\n")
-  assert design_signature.read_signature_csv(str(path), log_base="2") == pytest.approx(
+  assert signature_lib.read_signature_csv(str(path), log_base="2") == pytest.approx(
       {"A": math.log(2), "B": -2 * math.log(2)})
-  assert design_signature.read_signature_csv(str(path), log_base="e") == {"A": 1.0, "B": -2.0}
+  assert signature_lib.read_signature_csv(str(path), log_base="e") == {"A": 1.0, "B": -2.0}
 
 
 def _norman_subset(path, target="KLF1"):
@@ -255,8 +256,8 @@ def _norman_subset(path, target="KLF1"):
 
 def test_h5ad_signature_matches_numpy(tmp_path):
   counts, is_control, genes = _norman_subset(tmp_path / "cells.h5ad")
-  got = design_signature.signature_from_h5ad(str(tmp_path / "cells.h5ad"),
-                                             control_label="non-targeting", pseudocount=1.0)
+  got = signature_lib.signature_from_h5ad(str(tmp_path / "cells.h5ad"),
+                                          control_label="non-targeting", pseudocount=1.0)
   totals = counts.sum(1)
   norm = counts / totals[:, None] * np.median(totals)
   want = np.log((norm[~is_control].mean(0) + 1) / (norm[is_control].mean(0) + 1))
@@ -276,19 +277,19 @@ def _log2_csv(path, signature: dict[str, float], extra: str = "") -> None:
 
 def test_csv_and_h5ad_give_the_same_signature(tmp_path):
   _norman_subset(tmp_path / "cells.h5ad")
-  from_cells = design_signature.read_signature(
+  from_cells = signature_lib.read_signature(
       str(tmp_path / "cells.h5ad"), log_base="2", control_label="non-targeting", pseudocount=1.0)
   _log2_csv(tmp_path / "sig.csv", from_cells)
-  from_csv = design_signature.read_signature(str(tmp_path / "sig.csv"), log_base="2",
-                                             control_label="unused", pseudocount=1.0)
+  from_csv = signature_lib.read_signature(str(tmp_path / "sig.csv"), log_base="2",
+                                          control_label="unused", pseudocount=1.0)
   assert from_csv.keys() == from_cells.keys()
   np.testing.assert_allclose(list(from_csv.values()), list(from_cells.values()), atol=1e-6)
 
 
 def test_cli_csv_and_h5ad_signatures(run, trained, tmp_path):
   _norman_subset(tmp_path / "cells.h5ad")
-  sig = design_signature.signature_from_h5ad(str(tmp_path / "cells.h5ad"),
-                                             control_label="non-targeting")
+  sig = signature_lib.signature_from_h5ad(str(tmp_path / "cells.h5ad"),
+                                          control_label="non-targeting")
   csv = tmp_path / "sig.csv"
   _log2_csv(csv, sig, extra="NOT_A_GENE,1.5\n")
   proc = run_module("vccjax.design", "--workdir", run, "--signature", csv, "--top", 7,
@@ -300,7 +301,7 @@ def test_cli_csv_and_h5ad_signatures(run, trained, tmp_path):
   assert "not measured" in proc.stdout and "NOT_A_GENE" in proc.stdout
   assert "candidates scored in" in proc.stdout
   n_ranked = len((tmp_path / "ranking.csv").read_text().splitlines()) - 1
-  assert n_ranked == len(design_score.known_genes(trained[0]))  # every GO gene by default
+  assert n_ranked == len(candidates_lib.known_genes(trained[0]))  # every GO gene by default
   (tmp_path / "cands.txt").write_text("\n".join(["KLF1", "GATA1", "TP53", "MYC", "SPI1"]) + "\n")
   h5 = run_module("vccjax.design", "--workdir", run, "--signature", tmp_path / "cells.h5ad",
                   "--candidates", tmp_path / "cands.txt", "--max-genes", 2, "--top", 20)
@@ -319,7 +320,7 @@ def test_cli_missing_file_exits_1_with_one_line(run, tmp_path):
 @pytest.mark.parametrize("case", ["columns", "not_numeric", "duplicate", "no_overlap",
                                   "no_controls", "max_genes", "top", "workdir"])
 def test_cli_bad_input_is_one_line(run, tmp_path, case, capsys):
-  """Through `design.main` in-process (the same wrapper as `python -m`), for speed."""
+  """Through `design_command.main` in-process (the same wrapper as `python -m`), for speed."""
   sig, args = tmp_path / "sig.csv", []
   sig.write_text("gene,log_fold_change\nKLF1,1.0\n")
   if case == "columns":
@@ -340,7 +341,7 @@ def test_cli_bad_input_is_one_line(run, tmp_path, case, capsys):
   elif case == "workdir":
     run = tmp_path
   with pytest.raises(SystemExit) as exit_info:
-    design.main(["--workdir", str(run), "--signature", str(sig), *args])
+    design_command.main(["--workdir", str(run), "--signature", str(sig), *args])
   assert exit_info.value.code == 1
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and err[0].startswith("error:"), err

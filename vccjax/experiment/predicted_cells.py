@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from vccjax import experiment as experiment_lib
 from vccjax.data import normalize
 from vccjax.data import targets as targets_lib
 from vccjax.data.normalize import LOG1P_MAX
+from vccjax.experiment import assembly
 from vccjax.models.inputs import MAX_LOG_FOLD
 
 _LOG1P_CEIL = np.float32(LOG1P_MAX - 1e-3)
@@ -85,7 +85,7 @@ def predict_log_folds(exp, *, predict_fn, params, enc, rows, control_cells, set_
     n_here = len(set_rows[sl])
     # Pad the call to a fixed number of sets so the jitted step compiles once.
     fill = sets_per_call - n_here
-    inputs = experiment_lib.model_inputs(
+    inputs = assembly.model_inputs(
         np.concatenate([expr[sl], np.repeat(expr[sl][-1:], fill, 0)]),
         np.concatenate([mask[sl], np.zeros((fill, set_size), bool)]),
         enc, np.concatenate([set_rows[sl], np.repeat(set_rows[sl][-1:], fill)]))

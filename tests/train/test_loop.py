@@ -81,23 +81,25 @@ def test_killed_run_resumes_to_identical_parameters(tmp_path):
 _FOUR_DEVICES = r'''
 import os, sys, json
 import jax, numpy as np
-from vccjax import sharding, steps, train, experiment
+from vccjax.experiment import assembly, training_data
+from vccjax.train import loop, sharding, steps
 sys.path.insert(0, "configs")
 import set_tx
 c = set_tx.get_config("tiny")
 c.data.path = sys.argv[1]
 c.data.val_fraction = c.data.test_fraction = 0.0
 assert jax.device_count() == 4, jax.devices()
-exp = experiment.Experiment.from_config(c)
+exp = assembly.Experiment.from_config(c)
 enc = exp.encode(exp.dataset.targets)
-sampler = train.make_sampler(exp, c)
+sampler = training_data.make_sampler(exp, c)
 rows = np.array([exp.dataset.targets.index(t) for t in sampler.targets])
 opt = steps.make_optimizer(lr=1e-3, steps=10, warmup_steps=1, weight_decay=0.0, clip_norm=1.0)
 out = {}
 for n in (1, 4):
   mesh = sharding.make_mesh(jax.devices()[:n])
+  example = loop.to_train_batch(exp, enc, rows, sampler.sample(0)).inputs
   state = steps.init_state(model=exp.model, optimizer=opt, key=jax.random.key(0),
-                           example_inputs=train.to_train_batch(exp, enc, rows, sampler.sample(0)).inputs)
+                           example_inputs=example)
   state = jax.device_put(state, sharding.replicated(mesh))
   fn = steps.make_train_step(model=exp.model, optimizer=opt, in_genes=exp.in_genes,
                              distribution="energy", distribution_weight=1.0, pseudobulk_weight=1.0,
@@ -105,7 +107,7 @@ for n in (1, 4):
                              batch_sharding=sharding.data_sharded(mesh))
   losses = []
   for step in range(3):
-    batch = sharding.put_batch(train.to_train_batch(exp, enc, rows, sampler.sample(step)), mesh)
+    batch = sharding.put_batch(loop.to_train_batch(exp, enc, rows, sampler.sample(step)), mesh)
     if n == 4 and step == 0:
       assert len(batch.pert_expr.sharding.device_set) == 4
     state, m = fn(state, batch, jax.random.key(1))
@@ -145,28 +147,3 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path):
   assert "loss is nan" in proc.stderr.lower() or "loss is inf" in proc.stderr.lower(), proc.stderr[-2000:]
   assert "Traceback" not in proc.stderr
 
-
-def test_few_shot_targets_train_on_their_given_cells_only(tmp_path):
-  sys.path.insert(0, os.path.join(REPO, "configs"))
-  import set_tx
-  from vccjax import evaluate, experiment, train
-  from vccjax.data import synthetic
-  data = tmp_path / "few.h5ad"
-  synthetic.write_synthetic(str(data), n_cells=900, n_genes=80, n_targets=6, n_batches=2,
-                            median_umi=2000, seed=2, workers=1)
-  c = set_tx.get_config("tiny")
-  c.data.path = str(data)
-  c.data.few_shot_cells = 5
-  exp = experiment.Experiment.from_config(c)
-  given = train.few_shot_given(exp, c)
-  held = exp.split.val + exp.split.test
-  assert sorted(set(exp.dataset.labels.target_gene[given])) == sorted(held)
-  table = train.training_lfc(exp, c)
-  for t in held:
-    i = exp.dataset.targets.index(t)
-    cells = given[exp.dataset.labels.target_gene[given] == t]
-    assert len(cells) == 5
-    np.testing.assert_allclose(table[i], exp.dataset.cells_lfc(cells))
-    assert not np.allclose(table[i], exp.dataset.target_lfc[i])  # not the full-data answer
-  ev = evaluate.VccEvaluator(exp, held, exclude_cells=given)
-  assert sum(ev.n_cells.values()) == sum(len(exp.dataset.cells_of(t)) for t in held) - len(given)

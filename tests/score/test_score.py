@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_module
+from conftest import REPO, run_module
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics"))
+sys.path.insert(0, os.path.join(REPO, "tests", "metrics"))
 import vcc_screens  # noqa: E402
-from vccjax import score  # noqa: E402
+from vccjax.score import __main__ as score_command  # noqa: E402
+from vccjax.score import file_scores  # noqa: E402
 from vccjax.data import csr_rows, io  # noqa: E402
 
 
@@ -39,8 +40,9 @@ def files(tmp_path_factory):
 
 def test_report_and_json(files, capsys):
   out = files["dir"] / "scores.json"
-  score.main(["--pred", files["pred"], "--real", files["real"], "--train", files["train"],
-              "--pert-counts", files["counts"], "--json", str(out), "--fdr", "per_perturbation"])
+  score_command.main(["--pred", files["pred"], "--real", files["real"], "--train", files["train"],
+                      "--pert-counts", files["counts"], "--json", str(out),
+                      "--fdr", "per_perturbation"])
   text = capsys.readouterr().out
   for word in ("DES", "PDS", "MAE", "model", "baseline", "scaled", "overall score"):
     assert word in text
@@ -62,8 +64,8 @@ def test_report_and_json(files, capsys):
 def test_bad_input_is_one_line_and_exit_1(files, capsys, pred, real, message):
   pred_path = files.get(pred, str(files["dir"] / "missing.h5ad"))
   with pytest.raises(SystemExit) as exit_info:
-    score.main(["--pred", pred_path, "--real", files[real], "--train", files["train"],
-                "--pert-counts", files["counts"]])
+    score_command.main(["--pred", pred_path, "--real", files[real], "--train", files["train"],
+                        "--pert-counts", files["counts"]])
   assert exit_info.value.code == 1
   err = capsys.readouterr().err
   assert err.startswith("error: ") and err.count("\n") == 1 and message in err
@@ -98,7 +100,7 @@ def test_chunked_file_summary_equals_the_in_memory_one(tmp_path, monkeypatch, la
   monkeypatch.setattr(ranksum, "_VALUES_PER_CHUNK", 300)  # ~6 cells a chunk
   monkeypatch.setattr(scale, "_VALUES_PER_READ", 250)
   monkeypatch.setattr(normalize, "_VALUES_PER_SLICE", slices)
-  chunked, _ = score.load_summary(path, control_label="non-targeting")
+  chunked, _ = file_scores.load_summary(path, control_label="non-targeting")
   whole = metrics.summarize(log1p_expr=metrics.to_vcc_log1p(adata.X),
                             targets=adata.obs["target_gene"].to_numpy())
   assert chunked.perturbations == whole.perturbations
@@ -110,10 +112,10 @@ def test_training_baseline_in_small_chunks_is_the_same(files, monkeypatch):
   # Chunks read into one reused buffer: each must be used up before the next overwrites it.
   assert csr_rows.CsrRows.of(io.read_h5ad(files["train"], backed=True)) is not None
   counts = {f"G00{i}": 40 for i in range(4)}
-  whole = score.training_baseline(files["train"], pert_counts=counts,
-                                  control_label="non-targeting")
-  monkeypatch.setattr(score, "_TRAIN_ROWS_PER_CHUNK", 7)
-  chunked = score.training_baseline(files["train"], pert_counts=counts,
-                                    control_label="non-targeting")
+  whole = file_scores.training_baseline(files["train"], pert_counts=counts,
+                                        control_label="non-targeting")
+  monkeypatch.setattr(file_scores, "_TRAIN_ROWS_PER_CHUNK", 7)
+  chunked = file_scores.training_baseline(files["train"], pert_counts=counts,
+                                          control_label="non-targeting")
   np.testing.assert_array_equal(whole[0], chunked[0])
   np.testing.assert_array_equal(whole[1], chunked[1])

@@ -1,0 +1,89 @@
+"""The benchmark's folds: which targets each holds out, every model trained and scored on one,
+and the table of scores over folds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import numpy as np
+
+from vccjax.data import dataset as dataset_lib
+from vccjax.data import splits
+from vccjax.data import targets as targets_lib
+from vccjax.errors import InputError
+from vccjax.train import loop
+
+METRIC_KEYS = ("des", "pds", "mae", "des_scaled", "pds_scaled", "mae_scaled", "overall")
+
+
+def fold_targets(path: str, *, test_targets: str, folds: int, kind: str, seed: int,
+                 control_label: str) -> list[list[str]]:
+  """The held-out target groups: the explicit list, or K seeded folds of the chosen kind."""
+  if test_targets:
+    return [splits.parse_targets(test_targets)]
+  if not folds:
+    raise InputError("--folds/--test_targets", "no held-out targets", "give one of the two")
+  adata = dataset_lib.io.read_h5ad(path, backed=True)
+  labels = dataset_lib.io.read_labels(adata, path=path, control_label=control_label)
+  return splits.kfold_targets(splits.eligible_targets(labels.targets, kind), folds=folds,
+                              seed=seed)
+
+
+def cell_type_folds(config, out: str, holdout: str) -> list[list[str]]:
+  """Relabels the data by cell type (into `out`) and returns the held-out targets per fold."""
+  relabelled = os.path.join(out, "labelled_by_cell_type.h5ad")
+  cell_types = targets_lib.write_labelled_by_cell_type(
+      config.data.path, relabelled, control_label=config.data.control_label)
+  config.data.path = relabelled
+  chosen = cell_types if holdout == "all" else [holdout]
+  unknown = sorted(set(chosen) - set(cell_types))
+  if unknown:
+    raise InputError("--holdout_cell_type", f"{unknown} not among {cell_types}",
+                     "name a cell type of obs['cell_type'] or 'all'")
+  adata = dataset_lib.io.read_h5ad(relabelled, backed=True)
+  labels = dataset_lib.io.read_labels(adata, path=relabelled,
+                                      control_label=config.data.control_label)
+  return [[t for t in labels.targets if targets_lib.cell_type_of(t) == c] for c in chosen]
+
+
+def run_fold(config, *, fold_dir: str, test: list[str], models: list[str], log) -> dict:
+  """Trains and scores every model on one fold; returns {model: test scores}."""
+  results = {}
+  for name in models:
+    cfg = config.copy_and_resolve_references()
+    cfg.data.test_targets = ",".join(test)
+    cfg.model.name = name
+    cfg.eval.write_cells = True
+    workdir = os.path.join(fold_dir, name)
+    t0 = time.time()
+    scores = loop.train_and_evaluate(cfg, workdir)["test"]
+    scores["seconds"] = time.time() - t0
+    results[name] = scores
+    cells = os.path.join(workdir, "test_cells")
+    shutil.copyfile(os.path.join(cells, "pred.h5ad"), os.path.join(fold_dir, f"{name}.h5ad"))
+    for ref in ("real", "baseline"):
+      shutil.copyfile(os.path.join(cells, f"{ref}.h5ad"), os.path.join(fold_dir, f"{ref}.h5ad"))
+    log(f"[bench] {os.path.basename(fold_dir)} {name}: overall {scores['overall']:.2f} "
+        f"({scores['seconds']:.0f}s)")
+  return results
+
+
+def summary_table(per_fold: list[dict], models: list[str]) -> tuple[str, dict]:
+  """A printed table of mean (sd) over folds, and the same numbers as a dict."""
+  rows, summary = [], {}
+  base = {k: [f[models[0]][f"{k}_baseline"] for f in per_fold] for k in ("des", "pds", "mae")}
+  entries = [("cell-eval baseline", {**{k: base[k] for k in base},
+                                     **{k: [0.0] * len(per_fold) for k in METRIC_KEYS[3:]}})]
+  entries += [(m, {k: [f[m][k] for f in per_fold] for k in METRIC_KEYS}) for m in models]
+  header = f"{'model':<20}" + "".join(f"{k:>13}" for k in METRIC_KEYS)
+  for name, values in entries:
+    summary[name] = {k: {"mean": float(np.mean(v)), "sd": float(np.std(v))}
+                     for k, v in values.items()}
+    cells = []
+    for k in METRIC_KEYS:
+      v = values[k]
+      cells.append(f"{np.mean(v):8.3f}" + (f"({np.std(v):.2f})" if len(v) > 1 else " " * 6))
+    rows.append(f"{name:<20}" + "".join(f"{c:>13}" for c in cells))
+  return "\n".join([header] + rows), summary

@@ -80,7 +80,7 @@ def test_killed_run_resumes_to_identical_parameters(tmp_path):
 
 _FOUR_DEVICES = r'''
 import os, sys, json
-import jax, numpy as np
+import jax, numpy as np, optax
 from vccjax.experiment import assembly, training_data
 from vccjax.train import loop, sharding, steps
 sys.path.insert(0, "configs")
@@ -94,6 +94,8 @@ enc = exp.encode(exp.dataset.targets)
 sampler = training_data.make_sampler(exp, c)
 rows = np.array([exp.dataset.targets.index(t) for t in sampler.targets])
 opt = steps.make_optimizer(lr=1e-3, steps=10, warmup_steps=1, weight_decay=0.0, clip_norm=1.0)
+probe = loop.to_train_batch(exp, enc, rows, sampler.sample(7)).inputs
+flat = lambda tree: np.concatenate([np.asarray(x).ravel() for x in jax.tree.leaves(tree)])
 out = {}
 for n in (1, 4):
   mesh = sharding.make_mesh(jax.devices()[:n])
@@ -112,8 +114,10 @@ for n in (1, 4):
       assert len(batch.pert_expr.sharding.device_set) == 4
     state, m = fn(state, batch, jax.random.key(1))
     losses.append(float(m["loss"]))
-  leaves = [np.asarray(x).ravel() for x in jax.tree.leaves(state.params)]
-  out[n] = {"losses": losses, "params": np.concatenate(leaves).tolist()}
+  params = jax.device_get(state.params)
+  out[n] = {"losses": losses, "params": flat(params).tolist(),
+            "adam_nu": flat(optax.tree_utils.tree_get(state.opt_state, "nu")).tolist(),
+            "prediction": np.asarray(steps.make_predict_step(exp.model)(params, probe)).tolist()}
 print(json.dumps(out))
 '''
 
@@ -131,12 +135,27 @@ def test_four_devices_match_one(tmp_path):
   proc = subprocess.run([sys.executable, str(script), str(data)], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  out = json.loads(proc.stdout.strip().splitlines()[-1])
-  # float32 reductions split over 4 devices add up in another order: equal to round-off.
-  np.testing.assert_allclose(out["4"]["losses"], out["1"]["losses"], rtol=1e-4)
-  # Adam divides by |g|, so round-off in tiny gradients moves a weight by a fraction of one
-  # step (lr=1e-3): the two runs must agree far below that.
-  np.testing.assert_allclose(out["4"]["params"], out["1"]["params"], rtol=1e-4, atol=5e-5)
+  one, four = json.loads(proc.stdout.strip().splitlines()[-1]).values()
+  # float32 reductions split over 4 devices add up in another order: equal to round-off
+  # (measured: 1e-5 relative). A shard missed or counted twice changes the loss by percents.
+  np.testing.assert_allclose(four["losses"], one["losses"], rtol=1e-4)
+  # Adam moves a weight by lr * m / (sqrt(v) + eps) a step (lr = 1e-3, eps = 1e-8). Where
+  # sqrt(v) >> eps that is a smooth function of the gradients, so round-off in them moves the
+  # weight by a tiny fraction of one step: we ask for a hundredth (measured: 4e-4 of a step).
+  # Where sqrt(v) <~ eps (gradients of 1e-10 on a few weights), the step is lr * g / eps, which
+  # multiplies round-off in g by lr / eps = 1e5: on some CPUs such a weight differs by up to
+  # a tenth of a step between the two runs. Nothing below a step holds there, so those weights
+  # are judged by what users see instead: the losses above and the predictions below.
+  lr, eps = 1e-3, 1e-8
+  well_conditioned = np.sqrt(np.asarray(one["adam_nu"]) / (1 - 0.999 ** 3)) > 100 * eps
+  assert well_conditioned.mean() > 0.99, well_conditioned.mean()
+  params_one, params_four = np.asarray(one["params"]), np.asarray(four["params"])
+  np.testing.assert_allclose(params_four[well_conditioned], params_one[well_conditioned],
+                             rtol=0, atol=0.01 * lr)
+  # The trained models' log fold changes on a batch they did not train on: equal to round-off
+  # of the largest (measured: 3e-6 of it).
+  pred_one, pred_four = np.asarray(one["prediction"]), np.asarray(four["prediction"])
+  np.testing.assert_allclose(pred_four, pred_one, rtol=0, atol=1e-4 * np.abs(pred_one).max())
 
 
 def test_non_finite_loss_stops_with_a_clear_message(tmp_path):

@@ -6,7 +6,7 @@ import json
 import math
 import os
 
-from vccjax import logbook
+from vccjax import atomic
 
 MANIFEST = "sweep.json"  # written by sweep.py: each run's name, overrides and command
 RESULTS = "sweep_results.json"
@@ -76,4 +76,4 @@ def _fmt(x, width: int, spec: str = ".2f") -> str:
 
 
 def write(root: str, rows: list[dict]) -> str:
-  return logbook.write_text_atomic(os.path.join(root, RESULTS), json.dumps(rows, indent=2))
+  return atomic.write_text(os.path.join(root, RESULTS), json.dumps(rows, indent=2))

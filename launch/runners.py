@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from vccjax import logbook
+from vccjax import atomic
 
 
 def add_slurm_args(parser) -> None:
@@ -31,7 +31,7 @@ def add_tpu_args(parser) -> None:
 
 def write_file(path: str, text: str) -> str:
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  return logbook.write_text_atomic(path, text)
+  return atomic.write_text(path, text)
 
 
 def slurm_script(runs, *, root: str, job_name: str, args) -> str:

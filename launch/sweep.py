@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import json
 import os
 import re
@@ -41,8 +40,8 @@ if __package__ in (None, ""):  # run as `python launch/sweep.py`: make `launch` 
 
 from launch import results  # noqa: E402
 from launch import runners  # noqa: E402
+from vccjax import atomic  # noqa: E402
 from vccjax import config_file  # noqa: E402
-from vccjax import logbook  # noqa: E402
 from vccjax.errors import InputError, cli_exit_on_input_error  # noqa: E402
 
 MANIFEST = results.MANIFEST
@@ -102,52 +101,6 @@ def parse_set(items: list[str]) -> dict:
   return out
 
 
-def check_overrides(config_arg: str, overrides: dict) -> None:
-  """Raises InputError unless `vccjax.main` would accept `--config.k=v` for every override.
-
-  Keys are checked against the config first (for a message with a suggestion), then the whole
-  command line is parsed by ml_collections' config_flags, the parser `vccjax.main` uses.
-  """
-  from absl import flags
-  from ml_collections import config_flags
-  base = _build_config(config_arg)
-  flat = _leaf_keys(base)
-  for key in overrides:
-    group = [k for k in flat if k.startswith(f"{key}.")]
-    if group:
-      raise InputError(f"override {key}", "is a group of fields, not a field",
-                       f"set one of its fields, e.g. {group[0]}")
-    if key not in flat:
-      close = difflib.get_close_matches(key, flat, n=1)
-      raise InputError(f"override {key}", f"no such field in {config_arg}",
-                       f"did you mean {close[0]}?" if close else "see the config's fields")
-  argv = ["sweep", f"--config={config_arg}", *override_flags(overrides)]
-  values = flags.FlagValues()
-  config_flags.DEFINE_config_file("config", None, flag_values=values, lock_config=True,
-                                  sys_argv=argv)
-  try:
-    values(argv)
-  except flags.Error as e:
-    raise InputError(f"overrides for {config_arg}", " ".join(str(e).split())[:300],
-                     "give each field a value of its type") from None
-
-
-def _build_config(config_arg: str):
-  path, _, variant = config_arg.partition(":")
-  try:
-    return config_file.config_module(path).get_config(variant or None)
-  except ValueError as e:
-    raise InputError(config_arg, str(e)) from None
-
-
-def _leaf_keys(config, prefix: str = "") -> list[str]:
-  keys = []
-  for k, v in config.items():
-    name = f"{prefix}{k}"
-    keys += _leaf_keys(v, f"{name}.") if hasattr(v, "items") else [name]
-  return keys
-
-
 def override_flags(overrides: dict) -> list[str]:
   return [f"--config.{k}={v}" for k, v in overrides.items()]
 
@@ -165,7 +118,7 @@ def expand(*, config_arg: str, sweep: str, root: str, fixed: dict) -> list[Run]:
   for i, point in enumerate(sweep_points(module, sweep, where=config_arg.split(":")[0])):
     point = {k: format_value(k, v) for k, v in point.items()}
     overrides = {**point, **fixed}
-    check_overrides(config_arg, overrides)
+    config_file.check_overrides(config_arg, override_flags(overrides))
     name = run_name(i, point)
     workdir = os.path.join(root, name)
     argv = ["python", "-m", "vccjax.main", f"--config={config_arg}", f"--workdir={workdir}",
@@ -180,7 +133,7 @@ def write_manifest(root: str, *, config_arg: str, sweep: str, runs: list[Run]) -
   manifest = {"config": config_arg, "sweep": sweep,
               "runs": [{"name": r.name, "overrides": r.overrides, "command": r.command}
                        for r in runs]}
-  logbook.write_text_atomic(os.path.join(root, MANIFEST), json.dumps(manifest, indent=2))
+  atomic.write_text(os.path.join(root, MANIFEST), json.dumps(manifest, indent=2))
 
 
 def parse_args(argv=None):
@@ -239,6 +192,8 @@ def main(argv=None) -> list[dict] | None:
 
 
 def _collect(root: str) -> list[dict]:
+  if not os.path.isdir(root):
+    raise InputError(root, "--collect: no such directory", "pass the --workdir the sweep ran in")
   rows = results.collect(root)
   print(results.format_table(rows))
   path = results.write(root, rows)

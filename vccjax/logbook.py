@@ -7,18 +7,12 @@ import math
 import os
 import time
 
-
-def write_text_atomic(path: str, text: str) -> str:
-  """Writes `text` to `path` through a temporary file and a rename: never half a file."""
-  tmp = f"{path}.tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
-  return path
+from vccjax import atomic
 
 
 def write_json_atomic(path: str, obj) -> None:
-  write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=float))
+  """Writes `obj` as indented JSON, keys sorted, NumPy scalars as floats; never half a file."""
+  atomic.write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=float))
 
 
 class MetricsLog:
@@ -31,7 +25,7 @@ class MetricsLog:
   def __init__(self, workdir: str, *, resume_step: int = 0):
     self.path = os.path.join(workdir, "metrics.jsonl")
     kept = [r for r in self.read(self.path) if r.get("step", 0) <= resume_step]
-    write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+    atomic.write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
   @staticmethod
   def read(path: str) -> list[dict]:

@@ -3,12 +3,15 @@
 Flags, logging and dispatch only; the work is `vccjax.train.loop.train_and_evaluate`.
 """
 
+import sys
+
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from vccjax.errors import InputError
+from vccjax import config_file
+from vccjax.errors import InputError, cli_exit_on_input_error
 from vccjax.train import distributed
 from vccjax.train import loop
 
@@ -23,6 +26,8 @@ _COORDINATOR = flags.DEFINE_string(
     "(not SLURM, Open MPI or Cloud TPU); with --num_processes and --process_id.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's rank, 0 .. num_processes-1.")
+_FRESH = flags.DEFINE_bool("fresh", False, "Start the workdir's run over: remove its checkpoints, "
+                           "metrics and results first (default: resume it).")
 
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -35,10 +40,30 @@ def main(argv):
   distributed.maybe_initialize(_MULTIHOST.value, coordinator=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
   try:
-    loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value, fresh=_FRESH.value)
   except (InputError, loop.NonFiniteLossError) as e:
     raise SystemExit(f"error: {e}")
 
 
+def check_command_line(argv: list[str]) -> None:
+  """Raises InputError for a missing config file or a bad `--config.*` override.
+
+  Runs before absl parses the flags (its errors there are tracebacks) and before any workdir is
+  made. argv: the arguments after the program name.
+  """
+  spec, overrides = None, []
+  for i, arg in enumerate(argv):
+    name, has_value, value = arg.partition("=")
+    if not has_value and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+      value = argv[i + 1]
+    if name in ("--config", "-config"):
+      spec = value
+    elif name.startswith(("--config.", "-config.")):
+      overrides.append(f"--config.{name.split('config.', 1)[1]}" + (f"={value}" if value else ""))
+  if spec:
+    config_file.check_overrides(spec, overrides)
+
+
 if __name__ == "__main__":
+  cli_exit_on_input_error(check_command_line)(sys.argv[1:])
   app.run(main)

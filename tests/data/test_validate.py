@@ -252,10 +252,10 @@ def test_submission_and_truth_need_every_listed_gene(tmp_path, role):
   assert validate_file(path, role=role, genes_path=write_genes(tmp_path / "g4.csv")).genes_in_order
 
 
-def test_unreadable_gene_list(tmp_path):
+def test_empty_gene_list(tmp_path):
   empty = str(tmp_path / "genes.csv")
   open(empty, "w").close()
-  with pytest.raises(InputError, match="genes.csv: unreadable csv"):
+  with pytest.raises(InputError, match="genes.csv: gene list is empty"):
     validate_file(write(tmp_path / "f.h5ad"), genes_path=empty)
 
 

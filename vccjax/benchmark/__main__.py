@@ -24,6 +24,7 @@ from ml_collections import config_flags
 
 from vccjax import config_file
 from vccjax import logbook
+from vccjax import models
 from vccjax.benchmark import folds
 from vccjax.errors import InputError
 from vccjax.train import loop
@@ -58,8 +59,9 @@ def main(argv):
   config.data.path = os.path.abspath(_DATA.value)
   config.data.val_targets = _VAL.value
   out = os.path.abspath(_OUT.value)
-  os.makedirs(out, exist_ok=True)
   try:
+    models.check_model_names(_MODELS.value, where="--models")  # before any model trains
+    os.makedirs(out, exist_ok=True)
     if _CELL_TYPE.value:
       groups = folds.cell_type_folds(config, out, _CELL_TYPE.value)
     else:

@@ -66,7 +66,8 @@ class PerturbationFeatures:
       if (i is None or not self.present[i].any()) and not allow_missing:
         raise InputError(where, f"no perturbation features for gene {gene!r} "
                          f"(sources: {self.sources})",
-                         "add a source that covers it (e.g. GO annotations or an embedding file)")
+                         "add a source that covers it (e.g. GO annotations or an embedding file), "
+                         "or pass --allow-featureless to predict it as 'no information'")
       rows.append(-1 if i is None else i)
     return rows
 

@@ -133,27 +133,46 @@ def stored_values_per_row(adata: ad.AnnData) -> float:
 
 
 def read_gene_list(path: str) -> list[str]:
-  """A gene list file: one symbol per line, no header (VCC `gene_names.csv`)."""
+  """A gene list file: one symbol per line, each once, no header (VCC `gene_names.csv`)."""
   if not os.path.exists(path):
     raise InputError(path, "gene list not found", "check the path")
-  genes = pd.read_csv(path, header=None).iloc[:, 0].astype(str).tolist()
+  try:
+    genes = pd.read_csv(path, header=None).iloc[:, 0].astype(str).tolist()
+  except pd.errors.EmptyDataError:
+    genes = []
   if not genes:
     raise InputError(path, "gene list is empty", "one gene symbol per line, no header")
+  twice = pd.Index(genes).duplicated()
+  if twice.any():
+    line = int(np.flatnonzero(twice)[0])
+    raise InputError(f"{path}:{line + 1}", f"gene {genes[line]!r} appears twice",
+                     "list each gene once (a submission cannot carry a gene twice)")
   return genes
 
 
 def read_pert_counts(path: str) -> pd.DataFrame:
   """A VCC `pert_counts` csv: `target_gene,n_cells[,median_umi_per_cell]`."""
+  layout = "use the VCC layout: target_gene,n_cells,median_umi_per_cell"
   if not os.path.exists(path):
     raise InputError(path, "pert_counts file not found", "check the path")
-  table = pd.read_csv(path)
+  try:
+    table = pd.read_csv(path)
+  except pd.errors.EmptyDataError:
+    raise InputError(path, "pert_counts file is empty", layout) from None
   for column in ("target_gene", "n_cells"):
     if column not in table.columns:
-      raise InputError(path, f"no '{column}' column (columns: {list(table.columns)})",
-                       "use the VCC layout: target_gene,n_cells,median_umi_per_cell")
+      raise InputError(path, f"no '{column}' column (columns: {list(table.columns)})", layout)
+  if table.empty:
+    raise InputError(path, "pert_counts has a header but no targets", "one row per target")
   if table.target_gene.duplicated().any():
     raise InputError(path, "a target_gene appears twice", "one row per target")
-  if (table.n_cells <= 0).any():
-    raise InputError(path, "n_cells must be positive", "fix the n_cells column")
+  n_cells = pd.to_numeric(table.n_cells, errors="coerce")
+  bad = n_cells.isna() | (n_cells != n_cells.round()) | (n_cells <= 0)
+  if bad.any():
+    row = int(np.flatnonzero(bad)[0])
+    raise InputError(path, f"n_cells of {table.target_gene.iloc[row]!r} is "
+                     f"{table.n_cells.iloc[row]!r}, not a positive whole number",
+                     "fix the n_cells column")
+  table["n_cells"] = n_cells.astype(np.int64)
   table["target_gene"] = table.target_gene.astype(str)
   return table

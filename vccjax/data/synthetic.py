@@ -23,7 +23,6 @@ import dataclasses
 import multiprocessing
 import os
 import sys
-import tempfile
 import time
 from typing import Callable, Iterator
 
@@ -32,6 +31,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from vccjax import atomic
 from vccjax.data.io import CONTROL_LABEL
 from vccjax.data.synthetic_model import (Biology, CellDesign, SyntheticModel, build_model,
                                          cell_design, gene_embeddings, sample_rows)
@@ -282,17 +282,9 @@ def write_embeddings(path: str, *, n_genes: int, n_targets: int, n_batches: int 
   """
   model = build_model(n_genes=n_genes, n_targets=n_targets, n_batches=n_batches,
                       n_doubles=n_doubles, median_umi=median_umi, biology=biology, seed=seed)
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(suffix=".npz.tmp", dir=directory)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, genes=model.gene_names.astype(str),
-               embeddings=gene_embeddings(model, dim=dim, noise=noise, seed=seed))
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  with atomic.writing(path) as partial, open(partial, "wb") as f:
+    np.savez(f, genes=model.gene_names.astype(str),
+             embeddings=gene_embeddings(model, dim=dim, noise=noise, seed=seed))
   return path
 
 

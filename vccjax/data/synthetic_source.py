@@ -13,18 +13,25 @@ import os
 from vccjax.data import synthetic
 
 
-def materialise(config, workdir: str):
-  """Returns `config` with `data.path` set, writing the synthetic file first if needed."""
+def resolve(config, workdir: str):
+  """Returns `config` with `data.path` set to where its synthetic file goes; writes nothing."""
   if config.data.path:
     return config
   spec = config.data.synthetic.to_dict()
   digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
-  path = os.path.join(workdir, f"synthetic_{digest}.h5ad")
-  if not os.path.exists(path):
+  config = config.copy_and_resolve_references()
+  config.data.path = os.path.join(workdir, f"synthetic_{digest}.h5ad")
+  return config
+
+
+def materialise(config, workdir: str):
+  """Returns `config` with `data.path` set, writing the synthetic file first if needed."""
+  resolved = resolve(config, workdir)
+  path = resolved.data.path
+  if not config.data.path and not os.path.exists(path):
+    spec = config.data.synthetic.to_dict()
     print(f"[data] writing synthetic screen {spec} to {path}")
     synthetic.write_synthetic(path, n_cells=spec["cells"], n_genes=spec["genes"],
                               n_targets=spec["targets"], n_batches=spec["batches"],
                               median_umi=spec["umi"], seed=spec["seed"], workers=1)
-  config = config.copy_and_resolve_references()
-  config.data.path = path
-  return config
+  return resolved

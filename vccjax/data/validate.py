@@ -52,6 +52,7 @@ class Summary:
     cell_types: distinct obs['cell_type'] values, or None without that column.
     n_listed_genes: length of the `--genes` list, or None without one.
     genes_in_order: whether the file's genes follow the list's order (None without a list).
+    absent_listed_genes: listed genes the file lacks (a training file may; a submission not).
     backed: whether X was read from disk in chunks.
   """
   path: str
@@ -68,6 +69,7 @@ class Summary:
   cell_types: tuple[str, ...] | None
   n_listed_genes: int | None
   genes_in_order: bool | None
+  absent_listed_genes: tuple[str, ...]
   backed: bool
 
   def lines(self) -> list[str]:
@@ -84,6 +86,12 @@ class Summary:
     if self.cell_types is not None:
       shown = ", ".join(self.cell_types[:5]) + (", ..." if len(self.cell_types) > 5 else "")
       out.append(f"  cell types: {len(self.cell_types):,} ({shown})")
+    if self.absent_listed_genes:
+      absent = self.absent_listed_genes
+      out.append(f"warning: the file lacks {len(absent):,} of the {self.n_listed_genes:,} listed "
+                 f"genes (e.g. {', '.join(absent[:3])}); a submission must carry every listed "
+                 "gene, so `vccjax.predict` will stop naming them: train on data that measures "
+                 "them")
     return out
 
   def _genes_note(self) -> str:
@@ -163,12 +171,14 @@ def _validate_adata(adata: ad.AnnData, *, path, role, expect, genes_path, pert_c
                      "write the cells and genes into X")
   labels = io.read_labels(adata, path=path, control_label=control_label)
   _check_target_labels(adata, path=path)
-  n_listed, in_order = None, None
+  n_listed, in_order, absent = None, None, ()
   if genes_path is not None:
     listed = _read_table(io.read_gene_list, genes_path)
     n_listed = len(listed)
     in_order = _check_genes(labels.gene_names, listed, path=path, genes_path=genes_path,
                             exact=role != "train")
+    present = set(labels.gene_names)
+    absent = tuple(g for g in listed if g not in present)
   counts = _cells_per_target(labels)
   if pert_counts_path is not None:
     _check_pert_counts(counts, _read_table(io.read_pert_counts, pert_counts_path),
@@ -184,7 +194,8 @@ def _validate_adata(adata: ad.AnnData, *, path, role, expect, genes_path, pert_c
       scale=scan.scale, max_value=scan.max_value, n_empty_cells=scan.n_empty_cells,
       n_batches=None if labels.batch is None else len(set(labels.batch.tolist())),
       cell_types=None if labels.cell_type is None else tuple(sorted(set(labels.cell_type))),
-      n_listed_genes=n_listed, genes_in_order=in_order, backed=backed)
+      n_listed_genes=n_listed, genes_in_order=in_order, absent_listed_genes=absent,
+      backed=backed)
 
 
 def _cells_per_target(labels: io.CellLabels) -> pd.Series:
@@ -223,10 +234,7 @@ def _check_target_labels(adata: ad.AnnData, *, path: str) -> None:
 def _check_genes(gene_names: np.ndarray, listed: list[str], *, path: str, genes_path: str,
                  exact: bool) -> bool:
   """Checks the file's genes against the list; returns True (in order) or raises InputError."""
-  position = {g: i for i, g in enumerate(listed)}
-  if len(position) != len(listed):
-    dup = pd.Series(listed)[pd.Series(listed).duplicated()].iloc[:3].tolist()
-    raise InputError(genes_path, f"duplicate genes in the list, e.g. {dup}", "list each gene once")
+  position = {g: i for i, g in enumerate(listed)}  # unique: io.read_gene_list checks
   unknown = [g for g in gene_names if g not in position]
   if unknown:
     raise InputError(path, f"{len(unknown):,} of its {len(gene_names):,} genes are not in "

@@ -1,4 +1,4 @@
-"""Writing VCC-layout `.h5ad` files chunk by chunk, atomically (temporary file, then rename).
+"""Writing VCC-layout `.h5ad` files chunk by chunk, atomically (`vccjax.atomic`: partial, rename).
 
 Used for synthetic data of any size and for submissions of 50 targets x ~1,000 cells x 18,080
 genes: only one chunk of rows is ever in memory, and a crash leaves no half-written file.
@@ -7,7 +7,6 @@ genes: only one chunk of rows is ever in memory, and a crash leaves no half-writ
 from __future__ import annotations
 
 import os
-import tempfile
 
 import anndata as ad
 import h5py
@@ -15,6 +14,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata.io import sparse_dataset, write_elem
+
+from vccjax import atomic
 
 
 class H5adWriter:
@@ -27,10 +28,7 @@ class H5adWriter:
 
   def __init__(self, path: str, *, var: pd.DataFrame, uns: dict | None = None):
     self.path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(self.path))
-    os.makedirs(directory, exist_ok=True)
-    fd, self.tmp_path = tempfile.mkstemp(suffix=".h5ad.tmp", dir=directory)
-    os.close(fd)
+    self.tmp_path = atomic.partial_path(self.path)
     self._file = h5py.File(self.tmp_path, "w")
     self._var = var
     self._uns = uns or {}
@@ -79,8 +77,7 @@ class H5adWriter:
     self._file.attrs["encoding-type"] = "anndata"
     self._file.attrs["encoding-version"] = "0.1.0"
     self._file.close()
-    os.replace(self.tmp_path, self.path)
-    return self.path
+    return atomic.commit(self.tmp_path, self.path)
 
   def abort(self) -> None:
     """Drops the temporary file; the destination is left untouched."""
@@ -88,8 +85,7 @@ class H5adWriter:
       if self._file.id.valid:
         self._file.close()
     finally:
-      if os.path.exists(self.tmp_path):
-        os.remove(self.tmp_path)
+      atomic.discard(self.tmp_path)
 
   def __enter__(self):
     return self
@@ -104,15 +100,6 @@ class H5adWriter:
 
 def write_h5ad_atomic(adata: ad.AnnData, path: str) -> str:
   """Writes an in-memory AnnData to `path` through a temporary file and a rename."""
-  path = os.fspath(path)
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(suffix=".h5ad.tmp", dir=directory)
-  os.close(fd)
-  try:
-    adata.write_h5ad(tmp)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-  return path
+  with atomic.writing(path) as partial:
+    adata.write_h5ad(partial)
+  return os.fspath(path)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 
-from vccjax import logbook
+from vccjax import atomic
 from vccjax.data import io
 from vccjax.design import candidates as candidates_lib
 from vccjax.design import ranking
@@ -99,7 +99,7 @@ def main(argv=None) -> list[ranking.Candidate]:
 
 
 def write_ranking(ranked: list[ranking.Candidate], path: str) -> None:
-  logbook.write_text_atomic(path, "rank,candidate,score,top_genes\n" + "".join(
+  atomic.write_text(path, "rank,candidate,score,top_genes\n" + "".join(
       f"{c.rank},{c.target},{c.score:.6g},{';'.join(m.gene for m in c.top_genes)}\n"
       for c in ranked))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from vccjax.errors import InputError
 from vccjax.models.baselines import LinearEffect, MeanEffect, PriorEffect
 from vccjax.models.inputs import ModelInputs, apply_fold, apply_knockdown
 from vccjax.models.set_transformer import SetTransformer
@@ -26,14 +27,20 @@ def _fields(cls) -> set[str]:
   return {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
 
 
+def check_model_names(names: list[str], *, where: str) -> None:
+  """Raises InputError naming every name that is not a model of MODELS."""
+  unknown = [n for n in names if n not in MODELS]
+  if unknown:
+    raise InputError(where, f"unknown model(s) {unknown}", f"choose from {sorted(MODELS)}")
+
+
 def get_model(name: str, *, n_genes_out: int, **kwargs):
   """Builds the model called `name` (one of MODELS).
 
   `kwargs` is the config's model section: each model takes the fields it has (the baselines have
   none), so one config serves every model; a field no model has is an error (a typo).
   """
-  if name not in MODELS:
-    raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+  check_model_names([name], where="config.model.name")
   known = set().union(*(_fields(cls) for cls in MODELS.values()))
   unknown = sorted(set(kwargs) - known)
   if unknown:

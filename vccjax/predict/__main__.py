@@ -38,6 +38,7 @@ def parse_args(argv=None):
 @cli_exit_on_input_error
 def main(argv=None) -> dict:
   args = parse_args(argv)
+  prep = cell_eval_executable() if args.vcc else None  # checked before the long prediction
   pert_counts = io.read_pert_counts(args.pert_counts)
   genes = io.read_gene_list(args.genes)
   exp, params, predict_fn = trained_run.load_trained(args.workdir, verbose=True)
@@ -52,15 +53,21 @@ def main(argv=None) -> dict:
   print(f"[predict] wrote {summary['cells']:,} cells ({summary['targets']} targets + "
         f"{summary['controls']:,} controls) to {args.out} in {summary['seconds']:.1f}s")
   if args.vcc:
-    summary["vcc"] = run_cell_eval_prep(args.out, args.genes)
+    summary["vcc"] = run_cell_eval_prep(args.out, args.genes, exe=prep)
   return summary
 
 
-def run_cell_eval_prep(pred_path: str, genes_path: str) -> str:
-  """Runs `cell-eval prep` (must be installed) and returns the .vcc path it wrote."""
+def cell_eval_executable() -> str:
+  """The `cell-eval` command (beside this Python first, then on PATH), or a one-line error."""
   exe = shutil.which("cell-eval") or os.path.join(os.path.dirname(sys.executable), "cell-eval")
   if not os.path.exists(exe):
     raise InputError("--vcc", "cell-eval is not installed", "pip install cell-eval==0.6.6")
+  return exe
+
+
+def run_cell_eval_prep(pred_path: str, genes_path: str, exe: str | None = None) -> str:
+  """Runs `cell-eval prep` (default: `cell_eval_executable()`); returns the .vcc path it wrote."""
+  exe = exe or cell_eval_executable()
   proc = subprocess.run([exe, "prep", "-i", pred_path, "-g", genes_path], capture_output=True,
                         text=True)
   if proc.returncode != 0:

@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 
-from vccjax import logbook
+from vccjax import atomic
 from vccjax import metrics
 from vccjax.data import io
 from vccjax.errors import cli_exit_on_input_error
@@ -72,7 +72,7 @@ def main(argv=None) -> dict:
                                    fold_change_clip=args.fold_change_clip)
   print(format_report(scores))
   if args.json:
-    logbook.write_text_atomic(args.json, json.dumps(scores, indent=1))
+    atomic.write_text(args.json, json.dumps(scores, indent=1))
   return scores
 
 

@@ -7,6 +7,7 @@ PRNG key is `fold_in(key, step)`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import jax
@@ -24,6 +25,7 @@ from vccjax.train import held_out
 from vccjax.train import plots
 from vccjax.train import sharding
 from vccjax.train import steps
+from vccjax.train import workdir as workdir_lib
 
 
 CLOSED_FORM = ("cell_mean", "linear", "additive")  # models fitted without gradient steps
@@ -77,19 +79,30 @@ def closed_form_params(exp, enc) -> dict:
                                      ridge=exp.ridge)
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-  """Trains, evaluates on the validation (then test) targets and returns the final scores."""
-  workdir = os.path.abspath(workdir)
-  os.makedirs(workdir, exist_ok=True)
+def train_and_evaluate(config, workdir: str, *, fresh: bool = False) -> dict:
+  """Trains, evaluates on the validation (then test) targets and returns the final scores.
+
+  A workdir holds one run (`vccjax.train.workdir`): the run locks it, and a workdir that already
+  holds a run is resumed (only with compatible settings) unless `fresh` clears it first.
+  """
+  workdir = workdir_lib.prepare(workdir)
   is_main = jax.process_index() == 0
-  # Process 0 writes the embedded synthetic file (the workdir is shared); the others reuse it.
-  if is_main:
-    config = synthetic_source.materialise(config, workdir)
-  distributed.barrier("synthetic data")
-  config = synthetic_source.materialise(config, workdir)
+  # Process 0 holds the lock and writes; every process checks the resume (the same answer).
+  with workdir_lib.Lock(workdir) if is_main else contextlib.nullcontext():
+    if fresh:
+      if is_main:
+        workdir_lib.start_over(workdir)
+      distributed.barrier("fresh workdir")
+    resolved = synthetic_source.resolve(config, workdir)
+    changes = workdir_lib.config_changes(workdir, resolved.to_dict())
+    if is_main:
+      synthetic_source.materialise(config, workdir)
+    distributed.barrier("synthetic data")
+    return _run(resolved, workdir, changes, is_main=is_main)
+
+
+def _run(config, workdir: str, changes: dict | None, *, is_main: bool) -> dict:
   log = print if is_main else (lambda *a, **k: None)
-  if is_main:
-    logbook.write_json_atomic(os.path.join(workdir, "config.json"), config.to_dict())
   exp = assembly.Experiment.from_config(config, verbose=is_main)
   ds = exp.dataset
   log(f"[split] {len(exp.split.train)} train / {len(exp.split.val)} val / "
@@ -109,12 +122,16 @@ def train_and_evaluate(config, workdir: str) -> dict:
       exclude_cells=training_data.few_shot_given(exp, config))
       for name, targets in (("val", exp.split.val), ("test", exp.split.test)) if targets}
   ckpt = checkpoint_lib.Checkpoints(workdir, keep=config.train.keep_checkpoints)
+  if is_main:
+    workdir_lib.record(workdir, config.to_dict(), changes, step=ckpt.latest_step() or 0)
+  if changes:
+    log("[resume] changed: " + "; ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()))
   if config.model.name in CLOSED_FORM:
     state = steps.TrainState(step=jnp.asarray(0), params=closed_form_params(exp, enc),
                              opt_state=())
   else:
     state = _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, evaluators.get("val"), log,
-                   is_main=is_main)
+                   is_main=is_main, changes=changes)
     restored = ckpt.restore_best(state) if "val" in evaluators else None
     state = restored if restored is not None else state
   # Every process evaluates (deterministic: the same scores everywhere) on a local copy.
@@ -128,7 +145,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   return final
 
 
-def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, is_main):
+def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, is_main, changes):
   sampler = training_data.make_sampler(exp, config)
   target_rows = training_data.sampler_rows(exp, sampler)
   lfc = training_data.training_lfc(exp, config)
@@ -148,6 +165,8 @@ def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, 
     log(f"[resume] from checkpoint at step {int(state.step)}")
   start = int(state.step)
   metrics_log = logbook.MetricsLog(workdir, resume_step=start) if is_main else _NoMetricsLog()
+  if changes:
+    metrics_log.write(start, config_change=changes)
   train_step = steps.make_train_step(
       model=exp.model, optimizer=optimizer, in_genes=exp.in_genes,
       distribution=config.loss.distribution, distribution_weight=config.loss.distribution_weight,

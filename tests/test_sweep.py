@@ -170,6 +170,13 @@ def test_collect_takes_the_best_validation_score_and_sorts(tmp_path):
   assert [r["status"] for r in rows] == ["started", "done", "done", "started"]
 
 
+def test_collect_on_a_missing_directory_is_a_one_line_error(tmp_path):
+  proc = _sweep("--collect", tmp_path / "nope", check=False)
+  assert proc.returncode == 1, proc.stderr
+  assert proc.stderr.strip() == (f"error: {tmp_path / 'nope'}: --collect: no such directory "
+                                 "(fix: pass the --workdir the sweep ran in)")
+
+
 @pytest.mark.slow
 def test_local_sweep_trains_three_runs_and_collects_them(tmp_path):
   root = tmp_path / "lr"

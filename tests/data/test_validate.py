@@ -242,6 +242,9 @@ def test_train_subset_in_order_is_reported(tmp_path):
   summary = validate_file(write(tmp_path / "f.h5ad"), genes_path=genes)
   assert (summary.n_listed_genes, summary.genes_in_order) == (7, True)
   assert "4 of the 7 listed genes are present, in order" in "\n".join(summary.lines())
+  assert summary.absent_listed_genes == ("X", "Y", "Z")
+  assert ("warning: the file lacks 3 of the 7 listed genes (e.g. X, Y, Z); a submission must "
+          "carry every listed gene, so `vccjax.predict` will stop naming them") in summary.lines()[-1]
 
 
 @pytest.mark.parametrize("role", ["submission", "truth"])

@@ -2,12 +2,15 @@
 
 import os
 import shutil
+import sys
 
 import anndata as ad
 import numpy as np
 import pytest
 
 from conftest import CONFIG, run_module, shared
+from vccjax import atomic
+from vccjax.predict import __main__ as predict_command
 
 HELD_OUT = ["FOXO4", "KLF1", "SGK1"]
 
@@ -50,7 +53,7 @@ def test_submission_is_valid_and_accepted_by_cell_eval_prep(norman_run, tmp_path
   if not vcc:
     pytest.skip("cell-eval not installed: prep not checked")
   assert os.path.exists(tmp_path / "pred.prep.vcc")
-  assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+  assert not [p for p in os.listdir(tmp_path) if atomic.MARK in p]
 
 
 def test_unknown_target_is_a_clear_error(norman_run, tmp_path):
@@ -59,7 +62,36 @@ def test_unknown_target_is_a_clear_error(norman_run, tmp_path):
                     "--genes", genes_csv, "--out", tmp_path / "p.h5ad", check=False)
   assert proc.returncode == 1
   assert "NOTAGENE1" in proc.stderr and "Traceback" not in proc.stderr
+  assert "--allow-featureless" in proc.stderr
   assert not (tmp_path / "p.h5ad").exists()
+
+
+@pytest.mark.parametrize("pert_counts, genes, needle", [
+    ("target_gene,n_cells\nFOXO4,many\n", "G1\nG2\n", "n_cells of 'FOXO4' is 'many'"),
+    ("target_gene,n_cells\nFOXO4,2.5\n", "G1\nG2\n", "n_cells of 'FOXO4' is '2.5'"),
+    ("", "G1\nG2\n", "pc.csv: pert_counts file is empty"),
+    ("target_gene,n_cells\n", "G1\nG2\n", "pc.csv: pert_counts has a header but no targets"),
+    ("target_gene,n_cells\nFOXO4,5\n", "G1\nG2\nG1\n", "genes.csv:3: gene 'G1' appears twice"),
+])
+def test_bad_inputs_stop_before_the_run_is_loaded(tmp_path, pert_counts, genes, needle):
+  (tmp_path / "pc.csv").write_text(pert_counts)
+  (tmp_path / "genes.csv").write_text(genes)
+  proc = run_module("vccjax.predict", "--workdir", tmp_path / "no_run", "--pert-counts",
+                    tmp_path / "pc.csv", "--genes", tmp_path / "genes.csv", "--out",
+                    tmp_path / "p.h5ad", check=False)
+  assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+  assert needle in proc.stderr
+
+
+def test_vcc_without_cell_eval_stops_before_predicting(tmp_path, monkeypatch, capsys):
+  monkeypatch.setattr(shutil, "which", lambda name: None)
+  monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
+  with pytest.raises(SystemExit) as stop:  # the run does not exist: the --vcc check came first
+    predict_command.main(["--workdir", str(tmp_path / "no_run"), "--pert-counts", "x.csv",
+                          "--genes", "g.csv", "--out", str(tmp_path / "p.h5ad"), "--vcc"])
+  assert stop.value.code == 1
+  assert capsys.readouterr().err == ("error: --vcc: cell-eval is not installed (fix: pip install "
+                                     "cell-eval==0.6.6)\n")
 
 
 def test_held_out_targets_never_reach_training(norman_run):

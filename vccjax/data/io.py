@@ -171,7 +171,7 @@ def read_pert_counts(path: str) -> pd.DataFrame:
   if bad.any():
     row = int(np.flatnonzero(bad)[0])
     raise InputError(path, f"n_cells of {table.target_gene.iloc[row]!r} is "
-                     f"{table.n_cells.iloc[row]!r}, not a positive whole number",
+                     f"'{table.n_cells.iloc[row]}', not a positive whole number",
                      "fix the n_cells column")
   table["n_cells"] = n_cells.astype(np.int64)
   table["target_gene"] = table.target_gene.astype(str)

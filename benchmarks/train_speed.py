@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -83,8 +84,19 @@ def time_random_steps(config, *, n_in: int, n_genes: int, steps_to_time: int) ->
           "cells_per_s": config.data.batch_size * config.data.set_size / step_s}
 
 
-def full_pipeline(config, data_path: str, n_targets: int, cells_per_target: int) -> None:
-  """Loads a full-shape file, takes one train step, and streams a 50-target prediction."""
+def peer_read_h5ad(data_path: str) -> str:
+  """`anndata.read_h5ad` of the file in a fresh process: its time and peak memory."""
+  code = ("import resource, sys, time, anndata; t = time.perf_counter(); "
+          "a = anndata.read_h5ad(sys.argv[1]); print(f'{time.perf_counter() - t:.0f}s, peak RSS "
+          "{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB')")
+  proc = subprocess.run([sys.executable, "-c", code, data_path], capture_output=True, text=True)
+  return proc.stdout.strip() or f"failed: {proc.stderr.strip()[-300:]}"
+
+
+def full_pipeline(config, data_path: str, n_targets: int, cells_per_target: int,
+                  cache_dir: str) -> None:
+  """Loads a full-shape file (cold, then from the cache), takes one train step, and streams a
+  50-target prediction."""
   import pandas as pd
   from vccjax.experiment import assembly, training_data
   from vccjax.predict import submission
@@ -92,9 +104,13 @@ def full_pipeline(config, data_path: str, n_targets: int, cells_per_target: int)
   config.data.path = data_path
   config.data.val_fraction = 0.0
   config.features.sources = "control_pca"
-  t0 = time.perf_counter()
-  exp = assembly.Experiment.from_config(config, verbose=True)
-  print(f"load: {time.perf_counter() - t0:.0f}s, peak RSS {peak_rss_gib():.1f} GiB")
+  config.data.cache_dir = cache_dir
+  print(f"peer anndata.read_h5ad: {peer_read_h5ad(data_path)}")
+  for _ in range(2):
+    t0 = time.perf_counter()
+    exp = assembly.Experiment.from_config(config, verbose=True)
+    how = "from the cache" if exp.dataset.prepared_from_cache else "cold"
+    print(f"load: {time.perf_counter() - t0:.0f}s ({how}), peak RSS {peak_rss_gib():.1f} GiB")
   enc = exp.encode(exp.dataset.targets, allow_missing=True)
   sampler = training_data.make_sampler(exp, config)
   rows = training_data.sampler_rows(exp, sampler)
@@ -129,12 +145,17 @@ def main():
   p.add_argument("--data", default="", help="a full-shape VCC-layout file: run the pipeline")
   p.add_argument("--targets", type=int, default=50)
   p.add_argument("--cells-per-target", type=int, default=1000)
+  p.add_argument("--cache-dir", default="",
+                 help="prepared-data cache (default: a new temporary one, so the first load is "
+                      "cold and the second reads the cache)")
   args = p.parse_args()
   config = config_file.load_config(variant=args.variant)
   print(f"devices: {jax.devices()}; variant {args.variant}: set {config.data.set_size} x batch "
         f"{config.data.batch_size}, hidden {config.model.hidden}, {config.model.layers} layers")
   if args.data:
-    full_pipeline(config, args.data, args.targets, args.cells_per_target)
+    with tempfile.TemporaryDirectory() as tmp:
+      full_pipeline(config, args.data, args.targets, args.cells_per_target,
+                    args.cache_dir or tmp)
     return
   r = time_random_steps(config, n_in=min(config.data.n_hvg, args.genes), n_genes=args.genes,
                         steps_to_time=args.steps)

@@ -54,6 +54,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.lfc_pseudocount = 1.0
   c.data.backed = "auto"
   c.data.stream = False  # True: read each step's cells from X instead of densifying the inputs
+  # Prepared arrays kept per file and settings for the next run, predict, design and benchmark
+  # (vccjax.data.prepared_cache); cache_dir "" = $VCCJAX_CACHE_DIR or ~/.cache/vccjax.
+  c.data.cache = True
+  c.data.cache_dir = ""
   c.data.set_size = 64
   c.data.batch_size = 8
   c.data.max_genes_per_target = 1

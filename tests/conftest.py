@@ -1,14 +1,21 @@
 """Shared fixtures: paths to the real data in ../shared/data and a tiny synthetic screen."""
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(REPO, "..", "shared", "data")
 CONFIG = os.path.join(REPO, "configs", "set_tx.py")
+
+# One prepared-data cache for the session (its runs share it), not the user's ~/.cache/vccjax.
+os.environ["VCCJAX_CACHE_DIR"] = tempfile.mkdtemp(prefix="vccjax-test-cache-")
+atexit.register(shutil.rmtree, os.environ["VCCJAX_CACHE_DIR"], True)
 
 
 def shared(name: str) -> str:

@@ -6,19 +6,23 @@ median total (the VCC scaling); the second accumulates per-gene log1p moments (f
 control mean of each context (batch x cell type) and each target's pseudobulk effect against its
 cells' own context controls. The third computes the HVG log1p matrix, the model's input, and
 keeps it in memory, or, with `stream=True`, writes it to a file on local disk whose rows are read
-a few cells at a time when asked for (`streaming.StreamedExpression`).
+a few cells at a time when asked for (`streaming.StreamedExpression`). With `cache=True` the
+prepared arrays are kept on disk per file and settings (`prepared_cache`), and a later load of the
+same file reads them instead of making the passes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import time
 
 import numpy as np
 import scipy.sparse as sp
 
 from vccjax.data import io
 from vccjax.data import normalize
+from vccjax.data import prepared_cache
 from vccjax.data import streaming
 from vccjax.data import targets as targets_lib
 from vccjax.errors import InputError
@@ -55,6 +59,7 @@ class PerturbDataset:
     context_control_counts: [contexts, genes] float32 the same per context (shrunk as
       `control_mean`).
     gene_mean, gene_var: [genes] log1p moments over all cells.
+    prepared_from_cache: whether the arrays were read from the prepared-data cache.
   """
   path: str
   adata: object
@@ -77,6 +82,7 @@ class PerturbDataset:
   gene_mean: np.ndarray
   gene_var: np.ndarray
   lfc_pseudocount: float = 1.0
+  prepared_from_cache: bool = False
 
   @property
   def gene_names(self) -> np.ndarray:
@@ -160,7 +166,8 @@ def _group_sums(chunk: sp.csr_matrix, groups: np.ndarray, n_groups: int) -> np.n
 def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int = 2000,
                  backed: bool | str = "auto", stream: bool = False,
                  stream_dir: str | None = None, chunk_size: int = 8192,
-                 lfc_pseudocount: float = 1.0, verbose: bool = False) -> PerturbDataset:
+                 lfc_pseudocount: float = 1.0, cache: bool = False,
+                 cache_dir: str | None = None, verbose: bool = False) -> PerturbDataset:
   """Reads a VCC-layout file of raw counts and prepares it for training and evaluation.
 
   Args:
@@ -172,27 +179,68 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
     stream: do not keep `hvg_log1p` (cells x n_hvg float32) in memory: write it once to a
       temporary file on local disk and read each request's cells from there, keeping only the
       control cells' rows in memory. For files whose input-gene matrix does not fit in memory;
-      use with a backed X.
+      use with a backed X. (Not cached.)
     stream_dir: directory of that file (local disk with cells x n_hvg x 4 bytes free; default
       `$TMPDIR`).
     chunk_size: rows per streaming chunk (bounds memory).
     lfc_pseudocount: added to mean normalised counts (UMIs at the median depth) before the log
       fold changes `target_lfc`, so that rarely detected genes get small, not noisy, changes.
+    cache: reuse the prepared arrays of an earlier call with the same file and settings, or
+      keep them for the next (`vccjax.data.prepared_cache`): identical arrays, no pass over X.
+    cache_dir: where the cache lives (default `prepared_cache.default_dir()`).
   """
   path = os.fspath(path)
-  if backed == "auto":
-    adata = io.read_h5ad(path, backed=True)
-    nnz = _stored_values(adata)
-    backed = nnz > _BACKED_ABOVE_NNZ
-    if not backed:
-      adata = io.read_h5ad(path)
-  else:
-    adata = io.read_h5ad(path, backed=bool(backed))
-  labels = io.read_labels(adata, path=path, control_label=control_label)
-  _check_counts(adata, path)
   log = print if verbose else (lambda *a, **k: None)
+  t0 = time.perf_counter()
+  adata, backed = _open(path, backed)
+  labels = io.read_labels(adata, path=path, control_label=control_label)
   log(f"[data] {path}: {adata.n_obs:,} cells x {adata.n_vars:,} genes, "
       f"{len(labels.targets)} targets, {'backed' if backed else 'in memory'}")
+  key = None
+  if cache and not stream:
+    cache_dir = cache_dir or prepared_cache.default_dir()
+    key = prepared_cache.entry_key(path, dict(control_label=control_label, n_hvg=n_hvg,
+                                              chunk_size=chunk_size,
+                                              lfc_pseudocount=lfc_pseudocount))
+    prepared = prepared_cache.load(cache_dir, key, log=print)
+    if prepared is not None:
+      log(f"[data] prepared arrays from the cache {os.path.join(cache_dir, key)} "
+          f"({time.perf_counter() - t0:.1f}s)")
+      return PerturbDataset(path=path, adata=adata, labels=labels, **prepared,
+                            lfc_pseudocount=lfc_pseudocount, prepared_from_cache=True)
+  _check_counts(adata, path)
+  prepared = _prepare(adata, labels, path=path, n_hvg=n_hvg, stream=stream, stream_dir=stream_dir,
+                      chunk_size=chunk_size, lfc_pseudocount=lfc_pseudocount)
+  log(f"[data] median total {prepared['target_sum']:,.0f} UMI, {len(prepared['hvg'])} input "
+      f"genes, {len(prepared['context_names'])} contexts" +
+      (", input genes streamed" if stream else "") + f" ({time.perf_counter() - t0:.1f}s)")
+  if key is not None:
+    scalars = {k: prepared[k] for k in _SCALARS}
+    prepared_cache.save(cache_dir, key, {k: v for k, v in prepared.items() if k not in _SCALARS},
+                        {k: (float(v) if k == "target_sum" else list(v))
+                         for k, v in scalars.items()})
+  return PerturbDataset(path=path, adata=adata, labels=labels, **prepared,
+                        lfc_pseudocount=lfc_pseudocount)
+
+
+_SCALARS = ("target_sum", "context_names", "targets")  # kept in the cache's manifest
+
+
+def _open(path: str, backed: bool | str):
+  """(AnnData, backed): X on disk when asked, or when "auto" and it has many stored values."""
+  if backed == "auto":
+    adata = io.read_h5ad(path, backed=True)
+    backed = _stored_values(adata) > _BACKED_ABOVE_NNZ
+    if not backed:
+      adata.file.close()
+      adata = io.read_h5ad(path)
+    return adata, backed
+  return io.read_h5ad(path, backed=bool(backed)), bool(backed)
+
+
+def _prepare(adata, labels, *, path, n_hvg, stream, stream_dir, chunk_size,
+             lfc_pseudocount) -> dict:
+  """The passes over the counts: every PerturbDataset field but the file and its labels."""
   try:
     totals = _totals_pass(adata, chunk_size)
   except ValueError as e:
@@ -231,22 +279,18 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
     hvg_log1p = np.empty((adata.n_obs, len(hvg)), np.float32)
     for rows, values in blocks:
       hvg_log1p[rows] = values
-  log(f"[data] median total {target_sum:,.0f} UMI, {len(hvg)} input genes, "
-      f"{len(context_names)} contexts" + (", input genes streamed" if stream else ""))
-  return PerturbDataset(
-      path=path, adata=adata, labels=labels, totals=totals, target_sum=target_sum, hvg=hvg,
-      hvg_log1p=hvg_log1p, context=context, context_names=context_names,
-      control_mean=control_mean.astype(np.float32), targets=targets,
-      target_effect=target_effect.astype(np.float32), target_lfc=target_lfc.astype(np.float32),
-      target_n_cells=target_n.astype(np.int64),
+  n_controls = max(counts[len(targets):].sum(), 1)
+  return dict(
+      totals=totals, target_sum=target_sum, hvg=hvg, hvg_log1p=hvg_log1p, context=context,
+      context_names=context_names, control_mean=control_mean.astype(np.float32),
+      targets=targets, target_effect=target_effect.astype(np.float32),
+      target_lfc=target_lfc.astype(np.float32), target_n_cells=target_n.astype(np.int64),
       target_pseudobulk=(log1p_sums[:len(targets)] / np.maximum(target_n, 1)[:, None]
                          ).astype(np.float32),
-      control_pseudobulk=(log1p_sums[len(targets):].sum(0) / max(counts[len(targets):].sum(), 1)
-                          ).astype(np.float32),
+      control_pseudobulk=(log1p_sums[len(targets):].sum(0) / n_controls).astype(np.float32),
       context_control_counts=context_control_counts.astype(np.float32),
-      control_counts=(count_sums[len(targets):].sum(0) / max(counts[len(targets):].sum(), 1)
-                      ).astype(np.float32),
-      gene_mean=moments.mean, gene_var=moments.var, lfc_pseudocount=lfc_pseudocount)
+      control_counts=(count_sums[len(targets):].sum(0) / n_controls).astype(np.float32),
+      gene_mean=moments.mean, gene_var=moments.var)
 
 
 def _stored_values(adata) -> int:

@@ -76,7 +76,10 @@ class Experiment:
     ds = dataset_lib.load_dataset(data_cfg.path, control_label=data_cfg.control_label,
                                   n_hvg=data_cfg.n_hvg, backed=data_cfg.backed,
                                   stream=data_cfg.get("stream", False),
-                                  lfc_pseudocount=data_cfg.lfc_pseudocount, verbose=verbose)
+                                  lfc_pseudocount=data_cfg.lfc_pseudocount,
+                                  cache=data_cfg.get("cache", True),
+                                  cache_dir=data_cfg.get("cache_dir", "") or None,
+                                  verbose=verbose)
     split = splits.split_targets(
         ds.targets, test_targets=data_cfg.test_targets, val_targets=data_cfg.val_targets,
         test_fraction=data_cfg.test_fraction, val_fraction=data_cfg.val_fraction,

@@ -24,9 +24,10 @@ LOCK = "run.lock"
 CONFIG = "config.json"
 HISTORY = "config_history.jsonl"
 # Fields a resumed run may change: the schedule, logging, evaluation, loss weights, the optimizer's
-# step sizes. All others (model, features, data, split, seed, ridge) define the run.
+# step sizes, the prepared-data cache. All others (model, features, data, split, seed, ridge)
+# define the run.
 RESUMABLE = ("train.", "eval.", "loss.", "optim.lr", "optim.warmup_steps", "optim.weight_decay",
-             "optim.clip_norm")
+             "optim.clip_norm", "data.cache")
 # What a run writes into its workdir (`--fresh` removes these; data files stay).
 RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "results.json", CONFIG, HISTORY, "training.png",
                "val_cells", "test_cells")
@@ -89,7 +90,8 @@ def config_changes(workdir: str, config: dict) -> dict[str, list] | None:
   new = _flat(json.loads(json.dumps(config, default=float)))
   changes = {k: [stored.get(k), new.get(k)] for k in sorted(stored.keys() | new.keys())
              if stored.get(k) != new.get(k)}
-  refused = [k for k in changes if not k.startswith(RESUMABLE)]
+  # A field only one side has came with another vccjax version: recorded, not refused.
+  refused = [k for k in changes if not k.startswith(RESUMABLE) and k in stored and k in new]
   if refused:
     listed = "; ".join(f"{k}: {changes[k][0]!r} -> {changes[k][1]!r}" for k in refused)
     raise InputError(workdir, f"holds a run with other settings ({listed})",

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from vccjax.data import normalize
 from vccjax.experiment import predicted_cells
 
 
@@ -62,3 +63,22 @@ def test_rounding_keeps_totals_and_is_unbiased():
   runs = np.mean([predicted_cells.round_keeping_totals(mean[:3], np.random.default_rng(s))
                   for s in range(2000)], axis=0)
   np.testing.assert_allclose(runs, mean[:3], atol=0.05)
+
+
+def test_blocked_log1p_is_the_log1p_of_the_sampled_counts_bit_for_bit():
+  rng = np.random.default_rng(5)
+  n, g = 300, 1000
+  counts = rng.poisson(rng.gamma(0.3, 3.0, g), (n, g)).astype(np.float64)
+  totals = counts.sum(1) + 1.0
+  log_fold = rng.normal(0, 0.7, (n, g)).astype(np.float32)
+  control = rng.gamma(0.3, 3.0, g)
+  common = dict(totals=totals, target_sum=float(np.median(totals)), control_counts=control)
+  whole = predicted_cells.sample_perturbed_counts(counts, log_fold, rng=np.random.default_rng(9),
+                                                  **common)
+  expected = np.minimum(normalize.log1p_normalize(whole, target_sum=common["target_sum"],
+                                                  totals=totals), predicted_cells._LOG1P_CEIL)
+  for block in (1, 77, 256, 5000):
+    got = predicted_cells.perturbed_log1p(counts, log_fold, rng=np.random.default_rng(9),
+                                          genes_per_block=block, **common)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected.astype(np.float32))

@@ -16,6 +16,17 @@ def test_ridge_fit_equals_the_primal_solution():
   np.testing.assert_allclose(f @ w + b, fc @ w_ref + y.mean(0), rtol=1e-6, atol=1e-9)
 
 
+def test_leave_one_out_equals_explicit_fits_without_each_row():
+  rng = np.random.default_rng(4)
+  f, y = rng.normal(size=(15, 40)), rng.normal(size=(15, 200))
+  for ridge in (0.01, 1.0, 100.0):
+    explicit = np.stack([
+        f[i] @ w + b for i in range(15)
+        for w, b in [effect_prior.ridge_fit(np.delete(f, i, 0), np.delete(y, i, 0), ridge=ridge)]])
+    np.testing.assert_allclose(effect_prior.leave_one_out(f, y, ridge=ridge), explicit,
+                               rtol=1e-10, atol=1e-12)
+
+
 def test_leave_one_out_predictions_do_not_depend_on_the_left_out_value():
   rng = np.random.default_rng(1)
   f, y = rng.normal(size=(8, 6)), rng.normal(size=(8, 3))

@@ -60,6 +60,7 @@ class PerturbDataset:
       `control_mean`).
     gene_mean, gene_var: [genes] log1p moments over all cells.
     prepared_from_cache: whether the arrays were read from the prepared-data cache.
+    cache_entry: (cache directory, key) of this file's prepared-data entry, or None uncached.
   """
   path: str
   adata: object
@@ -83,6 +84,7 @@ class PerturbDataset:
   gene_var: np.ndarray
   lfc_pseudocount: float = 1.0
   prepared_from_cache: bool = False
+  cache_entry: tuple[str, str] | None = None
 
   @property
   def gene_names(self) -> np.ndarray:
@@ -133,6 +135,21 @@ class PerturbDataset:
 
   def target_index(self) -> dict[str, int]:
     return {t: i for i, t in enumerate(self.targets)}
+
+  def derived(self, name: str, compute) -> np.ndarray:
+    """`compute()` (an array computed from this dataset), kept in the prepared-data cache.
+
+    name: says what it is and every parameter it depends on (e.g. "control_pca_64").
+    """
+    if self.cache_entry is None:
+      return compute()
+    cache_dir, key = self.cache_entry
+    cached = prepared_cache.load(cache_dir, f"{key}--{name}")
+    if cached is not None:
+      return cached["values"]
+    values = compute()
+    prepared_cache.save(cache_dir, f"{key}--{name}", {"values": values}, {})
+    return values
 
 
 def _contexts(labels: io.CellLabels) -> tuple[np.ndarray, list[str]]:
@@ -207,7 +224,8 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
       log(f"[data] prepared arrays from the cache {os.path.join(cache_dir, key)} "
           f"({time.perf_counter() - t0:.1f}s)")
       return PerturbDataset(path=path, adata=adata, labels=labels, **prepared,
-                            lfc_pseudocount=lfc_pseudocount, prepared_from_cache=True)
+                            lfc_pseudocount=lfc_pseudocount, prepared_from_cache=True,
+                            cache_entry=(cache_dir, key))
   _check_counts(adata, path)
   prepared = _prepare(adata, labels, path=path, n_hvg=n_hvg, stream=stream, stream_dir=stream_dir,
                       chunk_size=chunk_size, lfc_pseudocount=lfc_pseudocount)
@@ -220,7 +238,8 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
                         {k: (float(v) if k == "target_sum" else list(v))
                          for k, v in scalars.items()})
   return PerturbDataset(path=path, adata=adata, labels=labels, **prepared,
-                        lfc_pseudocount=lfc_pseudocount)
+                        lfc_pseudocount=lfc_pseudocount,
+                        cache_entry=None if key is None else (cache_dir, key))
 
 
 _SCALARS = ("target_sum", "context_names", "targets")  # kept in the cache's manifest

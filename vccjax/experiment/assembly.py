@@ -38,10 +38,7 @@ def build_gene_tables(config, dataset) -> list[features_lib.GeneTable]:
   tables = []
   for source in splits.parse_targets(config.features.sources):
     if source == "control_pca":
-      controls = dataset.hvg_log1p[dataset.labels.is_control]
-      tables.append(features_lib.control_pca(
-          control_expr=controls, gene_names=dataset.gene_names[dataset.hvg],
-          dim=config.features.dim))
+      tables.append(_control_pca_table(dataset, dim=config.features.dim))
     elif source == "go":
       tables.append(features_lib.read_go_table(config.features.go_path, dim=config.features.dim))
     elif source.startswith("file:"):
@@ -53,6 +50,15 @@ def build_gene_tables(config, dataset) -> list[features_lib.GeneTable]:
     raise InputError("config.features.sources", "no perturbation feature source",
                      "e.g. --config.features.sources=control_pca,go")
   return tables
+
+
+def _control_pca_table(dataset, *, dim: int) -> features_lib.GeneTable:
+  """`features.control_pca` of the dataset's controls, kept in the prepared-data cache."""
+  def compute():
+    return features_lib.control_pca(control_expr=dataset.hvg_log1p[dataset.labels.is_control],
+                                    gene_names=dataset.gene_names[dataset.hvg], dim=dim).matrix
+  return features_lib.GeneTable("control_pca", list(map(str, dataset.gene_names[dataset.hvg])),
+                                dataset.derived(f"control_pca_{dim}", compute))
 
 
 @dataclasses.dataclass

@@ -11,6 +11,9 @@ that had not detected it), rounded to integers without changing any gene's total
 
 from __future__ import annotations
 
+from concurrent import futures
+import os
+
 import numpy as np
 
 from vccjax.data import normalize
@@ -103,12 +106,36 @@ def predict_target(exp, *, predict_fn, params, target: str, n_cells: int,
                                rows=np.zeros(n_cells, np.int64), control_cells=controls,
                                set_size=set_size)
   ds = exp.dataset
-  counts = sample_perturbed_counts(
-      ds.count_rows(controls), log_fold, totals=ds.totals[controls], target_sum=ds.target_sum,
-      control_counts=matched_control_counts(exp, target), rng=rng)
-  return np.minimum(normalize.log1p_normalize(counts, target_sum=ds.target_sum,
-                                              totals=ds.totals[controls]),
-                    _LOG1P_CEIL).astype(np.float32)
+  return perturbed_log1p(ds.count_rows(controls), log_fold, totals=ds.totals[controls],
+                         target_sum=ds.target_sum,
+                         control_counts=matched_control_counts(exp, target), rng=rng)
+
+
+def perturbed_log1p(counts: np.ndarray, log_fold: np.ndarray, *, totals: np.ndarray,
+                    target_sum: float, control_counts: np.ndarray, rng: np.random.Generator,
+                    genes_per_block: int = 128) -> np.ndarray:
+  """VCC-scaled log1p (below 15) of `sample_perturbed_counts`: [n, G] float32.
+
+  The same draws and the same values, computed a block of genes at a time on every core: the
+  temporaries are [n, genes_per_block] and stay in cache instead of a dozen [n, G] float64
+  arrays.
+  """
+  n, n_genes = counts.shape
+  order_keys, start = rng.random((n, n_genes)), rng.random(n_genes)  # as round_keeping_totals
+  out = np.empty((n, n_genes), np.float32)
+
+  def block(j: int) -> None:
+    b = slice(j, j + genes_per_block)
+    mean = _perturbed_mean(counts[:, b], log_fold[:, b], totals=totals, target_sum=target_sum,
+                           control_counts=control_counts[b])
+    rounded = _systematic_round(mean, order_keys[:, b], start[b])
+    out[:, b] = np.minimum(normalize.log1p_normalize(rounded, target_sum=target_sum,
+                                                     totals=totals), _LOG1P_CEIL)
+
+  # NumPy's sorts and ufuncs release the GIL: blocks run on every core, each writing its columns.
+  with futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    list(pool.map(block, range(0, n_genes, genes_per_block)))
+  return out
 
 
 def sample_perturbed_counts(counts: np.ndarray, log_fold: np.ndarray, *, totals: np.ndarray,
@@ -130,6 +157,13 @@ def sample_perturbed_counts(counts: np.ndarray, log_fold: np.ndarray, *, totals:
   Returns:
     [n, G] float64 integer-valued counts; E[counts] = f x expected control counts.
   """
+  return round_keeping_totals(_perturbed_mean(counts, log_fold, totals=totals,
+                                             target_sum=target_sum,
+                                             control_counts=control_counts), rng)
+
+
+def _perturbed_mean(counts, log_fold, *, totals, target_sum, control_counts) -> np.ndarray:
+  """[n, G] expected counts of the perturbed cells (`sample_perturbed_counts` before rounding)."""
   scale = (totals / target_sum)[:, None]  # raw counts per normalised count, per cell
   drawn = (counts / scale).mean(0)
   # Multiplying keeps each gene's distribution shape (zeros stay zeros): the correction itself
@@ -140,8 +174,7 @@ def sample_perturbed_counts(counts: np.ndarray, log_fold: np.ndarray, *, totals:
   # A down-regulated gene keeps a share f of the cell's UMIs; an up-regulated one gains (f - 1)
   # x the cell's expected count, so it can switch on where it was undetected.
   expected = scale * control_counts[None, :]
-  mean = np.where(fold < 1, mean * fold, mean + (fold - 1.0) * expected)
-  return round_keeping_totals(mean, rng)
+  return np.where(fold < 1, mean * fold, mean + (fold - 1.0) * expected)
 
 
 def round_keeping_totals(mean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -153,11 +186,17 @@ def round_keeping_totals(mean: np.ndarray, rng: np.random.Generator) -> np.ndarr
   model's prediction, not the prediction plus sampling noise that would show up as spurious fold
   changes of rarely detected genes. mean: [n, G] >= 0 -> [n, G] float64.
   """
+  order_keys = rng.random(mean.shape)
+  return _systematic_round(mean, order_keys, rng.random(mean.shape[1]))
+
+
+def _systematic_round(mean, order_keys, start) -> np.ndarray:
+  """`round_keeping_totals` given its draws: order_keys [n, G] (cells' order per gene) and
+  start [G] (the systematic sample's offset), uniform in [0, 1)."""
   base = np.floor(mean)
   frac = mean - base
-  order = np.argsort(rng.random(mean.shape), axis=0)
+  order = np.argsort(order_keys, axis=0)
   cumulative = np.cumsum(np.take_along_axis(frac, order, axis=0), axis=0)
-  start = rng.random(mean.shape[1])
   steps = np.floor(cumulative + start)
   picked = np.diff(steps, axis=0, prepend=np.floor(start)[None, :])
   up = np.empty_like(picked)

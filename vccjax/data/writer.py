@@ -38,7 +38,7 @@ class H5adWriter:
 
   def append(self, x, obs: pd.DataFrame) -> None:
     """x: [rows, genes] CSR or dense; obs: [rows] annotations (index = cell names)."""
-    x = sp.csr_matrix(x, dtype=np.float32)
+    x = sp.csr_matrix(x, dtype=np.float32) if sp.issparse(x) else dense_to_csr(x)
     if x.shape[1] != len(self._var):
       raise ValueError(f"chunk has {x.shape[1]} genes, file has {len(self._var)}")
     if x.shape[0] != len(obs):
@@ -96,6 +96,21 @@ class H5adWriter:
     else:
       self.abort()
     return False
+
+
+def dense_to_csr(x: np.ndarray) -> sp.csr_matrix:
+  """[rows, genes] dense -> float32 CSR with the non-zeros in row-major order (as SciPy's).
+
+  One pass finds the non-zeros' flat positions; SciPy's own conversion goes through COO and
+  sorts, several times slower on a predicted chunk (1,000 x 18,080, ~60% non-zero).
+  """
+  x = np.ascontiguousarray(x, dtype=np.float32)
+  rows, genes = x.shape
+  flat = np.flatnonzero(x)
+  indptr = np.searchsorted(flat, np.arange(rows + 1, dtype=np.int64) * genes)
+  index_dtype = np.int32 if x.size < 2**31 else np.int64
+  return sp.csr_matrix((x.ravel()[flat], (flat % genes).astype(index_dtype), indptr),
+                       shape=(rows, genes))
 
 
 def write_h5ad_atomic(adata: ad.AnnData, path: str) -> str:

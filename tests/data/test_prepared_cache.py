@@ -22,7 +22,7 @@ def _load(path, cache_dir, **kwargs):
 
 def _assert_same(a, b):
   for field in dataclasses.fields(dataset.PerturbDataset):
-    if field.name in ("adata", "labels", "path", "prepared_from_cache"):
+    if field.name in ("adata", "labels", "path", "prepared_from_cache", "cache_entry"):
       continue
     x, y = getattr(a, field.name), getattr(b, field.name)
     if isinstance(x, np.ndarray):

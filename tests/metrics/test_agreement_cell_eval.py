@@ -14,6 +14,7 @@ import vcc_screens
 from conftest import shared
 from vccjax.score import __main__ as score_command
 from vccjax.score import file_scores
+from vccjax import metrics
 from vccjax.data import io
 
 TOL = 1e-6
@@ -116,9 +117,11 @@ def test_baseline_and_overall_score_match_cell_eval(cases, tmp_path):
 def test_cell_mean_baseline_cells_match_cell_eval(cases):
   paths, ref = cases
   counts = io.read_pert_counts(paths["pert_counts"])
-  log1p, targets, _ = file_scores.training_baseline(
-      paths["subset"], pert_counts=dict(zip(counts.target_gene, counts.n_cells)),
-      control_label="non-targeting")
+  profile, controls, _ = file_scores.training_profile(paths["subset"],
+                                                      control_label="non-targeting")
+  log1p, targets = metrics.assemble_baseline(
+      profile=profile, control_log1p=controls,
+      pert_counts=dict(zip(counts.target_gene, counts.n_cells)), control_label="non-targeting")
   ce = ref["subset"]
   np.testing.assert_allclose(log1p[:3], np.array(ce["baseline_X_head"]), rtol=1e-6, atol=1e-7)
   assert targets.tolist() == ce["baseline_obs"]

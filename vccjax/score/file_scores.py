@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from vccjax import metrics
-from vccjax.data import csr_rows, io
+from vccjax.data import csr_rows, dense_rows, io
 from vccjax.errors import InputError
 
 _TRAIN_ROWS_PER_CHUNK = 8192
@@ -23,36 +23,47 @@ def load_summary(path: str, *, control_label: str, buffers: metrics.ScratchPool 
   """Reads, scales (as cell-eval) and summarises one file: (FileSummary, gene names).
 
   Two passes over row chunks (the scaling needs the file's median total first), so the file is
-  never in memory as a whole. A file that stores `X` as CSR (the VCC layout) is read directly,
-  each chunk by the worker thread that ranks it, into reused buffers (from `buffers`, which
-  successive calls may share).
+  never in memory as a whole. A file that stores `X` as CSR (the VCC layout) or dense is read
+  directly, each chunk by the worker thread that ranks it, into reused buffers (from `buffers`,
+  which successive calls may share); a dense file's zeros are dropped as it is read.
   """
   adata = io.read_h5ad(path, backed=True)
   labels = io.read_labels(adata, path=path, control_label=control_label)
-  per_row = io.stored_values_per_row(adata)
-  rows = metrics.rows_per_chunk(per_row)
-  stored = csr_rows.CsrRows.of(adata)
-  plan = _scaling_plan(adata, stored, path=path, rows=rows, buffers=buffers)
+  stored = direct_reader(adata)
   if stored is None:
-    chunks = _anndata_scaled_chunks(adata, plan=plan, rows=rows)
+    rows = metrics.rows_per_chunk(io.stored_values_per_row(adata))
+    plan = metrics.plan_scaling(io.iter_row_chunks(adata, rows), where=f"{path} X",
+                                sparse=io.x_is_sparse(adata))
+    chunks, n_values = _anndata_scaled_chunks(adata, plan=plan, rows=rows), None
   else:
+    plan = metrics.plan_scaling_of_rows(stored, where=f"{path} X", buffers=buffers)
+    per_row = plan.kept_indptr[-1] / max(adata.n_obs, 1)
+    values_per_chunk = max(int(metrics.rows_per_chunk(per_row) * per_row), 1)
     chunks = ((start, metrics.ChunkReader(
-        (stop - start, adata.n_vars), int(stored.indptr[stop] - stored.indptr[start]),
+        (stop - start, adata.n_vars), int(plan.kept_indptr[stop] - plan.kept_indptr[start]),
         functools.partial(metrics.read_scaled, stored, start, stop, plan=plan)))
-              for start, stop in stored.row_ranges(rows * per_row))
+              for start, stop in chunk_ranges(stored, plan, values_per_chunk))
+    n_values = int(plan.kept_indptr[-1])
   summary = metrics.summarize_chunks(
       chunks=chunks, targets=labels.target_gene, n_genes=adata.n_vars,
       value_bounds=plan.log1p_bounds(), control_label=control_label, where=path,
-      buffers=buffers, n_values=None if stored is None else int(stored.indptr[-1]))
+      buffers=buffers, n_values=n_values)
   return summary, labels.gene_names
 
 
-def _scaling_plan(adata, stored, *, path: str, rows: int, buffers=None):
-  """The file's ScalePlan: from direct reads of its CSR values (`stored`), or anndata's chunks."""
-  if stored is None:
-    return metrics.plan_scaling(io.iter_row_chunks(adata, rows), where=f"{path} X",
-                                sparse=io.x_is_sparse(adata))
-  return metrics.plan_scaling_of_csr(stored, where=f"{path} X", buffers=buffers)
+def direct_reader(adata) -> "csr_rows.CsrRows | dense_rows.DenseRows | None":
+  """The direct reader of a backed file's `X` (CSR or dense on disk); None for other layouts."""
+  return csr_rows.CsrRows.of(adata) or dense_rows.DenseRows.of(adata)
+
+
+def chunk_ranges(stored, plan: metrics.ScalePlan, values_per_chunk: int) -> list:
+  """Row ranges of about `values_per_chunk` kept values; a dense file's also of at most twice
+  that many values read (the buffer its rows are read into first)."""
+  ranges = csr_rows.row_ranges(plan.kept_indptr, values_per_chunk)
+  if not isinstance(stored, dense_rows.DenseRows):
+    return ranges
+  most = max(2 * values_per_chunk // max(stored.shape[1], 1), 1)
+  return [(lo, min(lo + most, stop)) for start, stop in ranges for lo in range(start, stop, most)]
 
 
 def _anndata_scaled_chunks(adata, *, plan, rows: int):
@@ -91,23 +102,26 @@ def raw_file_scores(*, pred_path: str, real_path: str, control_label: str = io.C
                          fold_change_clip=fold_change_clip)
 
 
-def training_baseline(train_path: str, *, pert_counts: dict, control_label: str):
-  """`cell-eval baseline` from a training file, streamed in row chunks (two passes).
+def training_profile(train_path: str, *, control_label: str):
+  """The cell-mean baseline's parts from a training file, streamed in row chunks (two passes).
 
   Returns:
-    (log1p [cells, genes] float32, targets [cells], gene names [genes]).
+    (profile [genes] float32 mean of the groups' log1p pseudobulks, control cells [controls,
+    genes] float32 CSR log1p, gene names [genes]).
   """
   adata = io.read_h5ad(train_path, backed=True)
   labels = io.read_labels(adata, path=train_path, control_label=control_label)
-  stored = csr_rows.CsrRows.of(adata)
-  plan = _scaling_plan(adata, stored, path=train_path, rows=_TRAIN_ROWS_PER_CHUNK)
+  stored = direct_reader(adata)
   if stored is None:
+    plan = metrics.plan_scaling(io.iter_row_chunks(adata, _TRAIN_ROWS_PER_CHUNK),
+                                where=f"{train_path} X", sparse=io.x_is_sparse(adata))
     chunks = _anndata_scaled_chunks(adata, plan=plan, rows=_TRAIN_ROWS_PER_CHUNK)
   else:  # read straight into one reused buffer: each chunk is used up before the next is read
+    plan = metrics.plan_scaling_of_rows(stored, where=f"{train_path} X")
     scratch = metrics.Scratch()
-    values_per_chunk = int(_TRAIN_ROWS_PER_CHUNK * io.stored_values_per_row(adata))
+    values_per_chunk = int(_TRAIN_ROWS_PER_CHUNK * plan.kept_indptr[-1] / max(adata.n_obs, 1))
     chunks = ((start, metrics.read_scaled(stored, start, stop, scratch, plan=plan))
-              for start, stop in stored.row_ranges(values_per_chunk))
+              for start, stop in chunk_ranges(stored, plan, max(values_per_chunk, 1)))
   names, group = np.unique(labels.target_gene, return_inverse=True)
   sums = np.zeros((len(names), adata.n_vars))
   controls = []
@@ -116,22 +130,23 @@ def training_baseline(train_path: str, *, pert_counts: dict, control_label: str)
     sums += metrics.group_sums(log1p_expr=log1p, group=group[rows], n_groups=len(names))
     controls.append(log1p[labels.is_control[rows]])
   profile = metrics.mean_of_pseudobulks(sums / np.bincount(group)[:, None])
-  log1p, targets = metrics.assemble_baseline(profile=profile, control_log1p=sp.vstack(controls),
-                                             pert_counts=pert_counts, control_label=control_label)
-  return log1p, targets, labels.gene_names
+  return profile, sp.vstack(controls, format="csr"), labels.gene_names
 
 
 def baseline_summary(*, train_path=None, pert_counts_path=None, baseline_path=None,
                      control_label: str):
-  """Summary of the cell-mean baseline: built from training cells, or read from its file."""
+  """Summary of the cell-mean baseline: built from training cells, or read from its file.
+
+  Built, it is ranked in closed form (`metrics.summarize_cell_mean_baseline`): its cells, all
+  copies of one profile but for the controls, are never formed.
+  """
   if baseline_path is not None:
     return load_summary(baseline_path, control_label=control_label)
   counts = io.read_pert_counts(pert_counts_path)
-  log1p, targets, genes = training_baseline(
-      train_path, pert_counts=dict(zip(counts.target_gene, counts.n_cells)),
-      control_label=control_label)
-  summary = metrics.summarize(log1p_expr=log1p, targets=targets, control_label=control_label,
-                              where=f"baseline from {train_path}")
+  profile, controls, genes = training_profile(train_path, control_label=control_label)
+  summary = metrics.summarize_cell_mean_baseline(
+      profile=profile, control_log1p=controls,
+      pert_counts=dict(zip(counts.target_gene, counts.n_cells)), control_label=control_label)
   return summary, genes
 
 

@@ -117,3 +117,23 @@ def test_training_profile_in_small_chunks_is_the_same(files, monkeypatch):
   np.testing.assert_array_equal(whole[0], chunked[0])
   np.testing.assert_array_equal(whole[1].toarray(), chunked[1].toarray())
 
+
+def test_json_in_a_missing_directory_is_created(files):
+  out = files["dir"] / "not" / "yet" / "scores.json"
+  score_command.main(["--pred", files["pred"], "--real", files["real"], "--baseline",
+                      files["pred"], "--json", str(out)])
+  assert json.loads(out.read_text())["overall"] == 0  # the prediction is its own baseline
+  assert not os.path.exists(f"{out}.tmp")
+
+
+def test_json_where_no_directory_can_be_made_fails_before_scoring(files, capsys, monkeypatch):
+  blocker = files["dir"] / "a_file"
+  blocker.write_text("")
+  scored = []
+  monkeypatch.setattr(file_scores, "score_files", lambda **kw: scored.append(kw))
+  with pytest.raises(SystemExit) as exit_info:
+    score_command.main(["--pred", files["pred"], "--real", files["real"], "--baseline",
+                        files["pred"], "--json", str(blocker / "scores.json")])
+  assert exit_info.value.code == 1 and not scored
+  err = capsys.readouterr().err
+  assert err.startswith("error: --json") and err.count("\n") == 1 and "(fix: " in err

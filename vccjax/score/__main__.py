@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from vccjax import logbook
 from vccjax import metrics
 from vccjax.data import io
-from vccjax.errors import cli_exit_on_input_error
+from vccjax.errors import InputError, cli_exit_on_input_error
 from vccjax.score import file_scores
 
 
@@ -63,9 +64,25 @@ def parse_args(argv=None) -> argparse.Namespace:
   return args
 
 
+def prepare_json_directory(path: str) -> None:
+  """Creates the directory of the `--json` file before scoring (minutes), so that the scores
+  are never lost to a missing or unwritable directory after them."""
+  directory = os.path.dirname(os.path.abspath(path))
+  try:
+    os.makedirs(directory, exist_ok=True)
+  except OSError as e:
+    raise InputError(f"--json {path}", f"cannot create its directory ({e.strerror})",
+                     "pass a path in a directory you can write") from e
+  if not os.access(directory, os.W_OK):
+    raise InputError(f"--json {path}", f"its directory {directory} is not writable",
+                     "pass a path in a directory you can write")
+
+
 @cli_exit_on_input_error
 def main(argv=None) -> dict:
   args = parse_args(argv)
+  if args.json:
+    prepare_json_directory(args.json)
   scores = file_scores.score_files(pred_path=args.pred, real_path=args.real, train_path=args.train,
                                    pert_counts_path=args.pert_counts, baseline_path=args.baseline,
                                    fdr=args.fdr, control_label=args.control_label,

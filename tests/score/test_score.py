@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from conftest import REPO, run_module
 
@@ -80,9 +81,9 @@ def test_command_line_error_in_a_fresh_process(files):
 
 
 @pytest.mark.parametrize("slices", [1, 10**9])  # row-by-row slices, or per-value arrays
-@pytest.mark.parametrize("layout", ["csr", "dense", "csr_log1p"])
+@pytest.mark.parametrize("layout", ["csr", "dense", "csr_log1p", "csc"])
 def test_chunked_file_summary_equals_the_in_memory_one(tmp_path, monkeypatch, layout, slices):
-  # Read in many small row chunks (a CSR file straight from disk, a dense one through anndata);
+  # Read in many small pieces (row ranges of a CSR or dense file, blocks of genes of a CSC one);
   # a dense file with all-zero cells takes scanpy's dense median (over non-zero totals), as
   # cell-eval does on the file held in memory. Empty cells first, inside and last; a stored zero.
   from vccjax import metrics
@@ -93,7 +94,7 @@ def test_chunked_file_summary_equals_the_in_memory_one(tmp_path, monkeypatch, la
   x[[0, 1, 2, 40, 41, -1]] = 0  # the median total over all cells is 84, over non-zero ones 85
   if layout == "csr_log1p":
     x = np.log1p(x / 3.0).astype(np.float32)
-  stored = adata.X.__class__(x)
+  stored = (sp.csc_matrix if layout == "csc" else sp.csr_matrix)(x)
   stored.data[5] = 0.0
   adata.X = x if layout == "dense" else stored
   path = vcc_screens.write(adata, tmp_path / "screen.h5ad")

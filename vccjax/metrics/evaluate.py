@@ -115,7 +115,8 @@ def summarize_chunks(*, chunks: Iterable[tuple[int, Any]], targets, n_genes: int
   """`summarize` of a file read one row chunk at a time (it never is in memory as a whole).
 
   Args:
-    chunks: (start row, [rows, genes] float32 CSR VCC-scaled log1p) pairs covering the file.
+    chunks: (start row, [rows, genes] float32 CSR VCC-scaled log1p) pairs covering the file,
+      or (0, `ranksum.GeneBlockReader`) pairs, blocks of genes of every cell covering it.
     targets: [cells] perturbation of each cell of the file, `control_label` for controls.
     n_genes: genes of the file.
     value_bounds: (low, high) bounds on the file's positive log1p values

@@ -79,8 +79,9 @@ def plan_scaling(chunks: Iterable, *, where: str = "X", sparse: bool | None = No
     chunk_sparse = sp.issparse(chunk)
     facts.append((inspect_values(chunk.data if chunk_sparse else np.asarray(chunk)),
                   normalize.cell_totals(chunk)))
-    _check_finite(facts[-1][0], where)
-  return _plan(facts, where=where, sparse=chunk_sparse if sparse is None else sparse)
+    check_finite(facts[-1][0], where)
+  return plan_of_facts([f for f, _ in facts], _concatenate([t for _, t in facts]), where=where,
+                       sparse=chunk_sparse if sparse is None else sparse)
 
 
 def plan_scaling_of_rows(rows: "csr_rows.CsrRows | dense_rows.DenseRows", *, where: str = "X",
@@ -107,24 +108,27 @@ def plan_scaling_of_rows(rows: "csr_rows.CsrRows | dense_rows.DenseRows", *, whe
   with concurrent.futures.ThreadPoolExecutor(threads) as pool:
     found = list(pool.map(facts, rows.row_ranges(_VALUES_PER_READ)))
   for values_facts, _, _ in found:
-    _check_finite(values_facts, where)
+    check_finite(values_facts, where)
   kept = np.concatenate([[0]] + [k for _, _, k in found]).cumsum()
-  plan = _plan([f[:2] for f in found], where=where, sparse=not dense)
+  plan = plan_of_facts([f for f, _, _ in found], _concatenate([t for _, t, _ in found]),
+                       where=where, sparse=not dense)
   return dataclasses.replace(plan, kept_indptr=kept.astype(np.int64))
 
 
-def _check_finite(values_facts, where):
+def check_finite(values_facts, where):
   if not values_facts[0]:
     raise InputError(where, "expression holds NaN or infinite values",
                      "write finite raw counts or log1p values")
 
 
-def _plan(facts: list, *, where: str, sparse: bool) -> ScalePlan:
-  """The ScalePlan of a file from each chunk's (`inspect_values`, cell totals), in row order."""
-  fractional = any(f[3] for f, _ in facts)
-  low = min([0.0] + [f[1] for f, _ in facts])
-  high = max([0.0] + [f[2] for f, _ in facts])
-  low_positive = _finite_or_one(min([np.inf] + [f[4] for f, _ in facts]))
+def plan_of_facts(value_facts: list, totals: np.ndarray, *, where: str,
+                  sparse: bool) -> ScalePlan:
+  """The ScalePlan of a file from its values' `inspect_values` (any number, any order) and its
+  [cells] total counts, in row order."""
+  fractional = any(f[3] for f in value_facts)
+  low = min([0.0] + [f[1] for f in value_facts])
+  high = max([0.0] + [f[2] for f in value_facts])
+  low_positive = _finite_or_one(min([np.inf] + [f[4] for f in value_facts]))
   if fractional:
     if low < 0 or high >= normalize.LOG1P_MAX:
       raise InputError(where, f"values look neither like counts nor log1p (range [{low:.3g}, "
@@ -134,7 +138,6 @@ def _plan(facts: list, *, where: str, sparse: bool) -> ScalePlan:
   if low < 0:
     raise InputError(where, "integer-valued expression with negative values",
                      "write raw non-negative counts")
-  totals = np.concatenate([t for _, t in facts]) if facts else np.zeros(0)
   # scanpy takes the median over all cells for CSR input but over non-zero totals for dense.
   try:
     target_sum = normalize.median_target_sum(totals if sparse else totals[totals > 0])
@@ -142,6 +145,10 @@ def _plan(facts: list, *, where: str, sparse: bool) -> ScalePlan:
     raise InputError(where, str(e), "the file holds no counts") from e
   return ScalePlan(counts=True, totals=totals, target_sum=target_sum,
                    low_positive=low_positive, high=high)
+
+
+def _concatenate(arrays: list) -> np.ndarray:
+  return np.concatenate(arrays) if arrays else np.zeros(0)
 
 
 def _finite_or_one(value: float) -> float:

@@ -7,13 +7,12 @@ from a training file and a `pert_counts` table or read from a file `cell-eval ba
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import scipy.sparse as sp
 
 from vccjax import metrics
-from vccjax.data import csr_rows, dense_rows, io
+from vccjax.data import csc_columns, io
+from vccjax.score import stored_x
 from vccjax.errors import InputError
 
 _TRAIN_ROWS_PER_CHUNK = 8192
@@ -22,54 +21,24 @@ _TRAIN_ROWS_PER_CHUNK = 8192
 def load_summary(path: str, *, control_label: str, buffers: metrics.ScratchPool | None = None):
   """Reads, scales (as cell-eval) and summarises one file: (FileSummary, gene names).
 
-  Two passes over row chunks (the scaling needs the file's median total first), so the file is
-  never in memory as a whole. A file that stores `X` as CSR (the VCC layout) or dense is read
-  directly, each chunk by the worker thread that ranks it, into reused buffers (from `buffers`,
-  which successive calls may share); a dense file's zeros are dropped as it is read.
+  Two passes (the scaling needs the file's median total first) over pieces of the file
+  (`stored_x`: row ranges of a CSR or dense `X`, blocks of genes of a CSC one), so it is never in
+  memory as a whole; each piece is read by the worker thread that ranks it, into reused buffers
+  (from `buffers`, which successive calls may share).
   """
   adata = io.read_h5ad(path, backed=True)
   labels = io.read_labels(adata, path=path, control_label=control_label)
-  stored = direct_reader(adata)
-  if stored is None:
-    rows = metrics.rows_per_chunk(io.stored_values_per_row(adata))
-    plan = metrics.plan_scaling(io.iter_row_chunks(adata, rows), where=f"{path} X",
-                                sparse=io.x_is_sparse(adata))
-    chunks, n_values = _anndata_scaled_chunks(adata, plan=plan, rows=rows), None
-  else:
-    plan = metrics.plan_scaling_of_rows(stored, where=f"{path} X", buffers=buffers)
-    per_row = plan.kept_indptr[-1] / max(adata.n_obs, 1)
-    values_per_chunk = max(int(metrics.rows_per_chunk(per_row) * per_row), 1)
-    chunks = ((start, metrics.ChunkReader(
-        (stop - start, adata.n_vars), int(plan.kept_indptr[stop] - plan.kept_indptr[start]),
-        functools.partial(metrics.read_scaled, stored, start, stop, plan=plan)))
-              for start, stop in chunk_ranges(stored, plan, values_per_chunk))
-    n_values = int(plan.kept_indptr[-1])
+  stored = stored_x.direct_reader(adata)
+  rows = metrics.rows_per_chunk(io.stored_values_per_row(adata))
+  plan = stored_x.scaling_plan(adata, stored, where=f"{path} X", rows=rows, buffers=buffers)
+  if stored is not None:  # the rows of a chunk of about _VALUES_PER_CHUNK values once read
+    rows = metrics.rows_per_chunk(plan.kept_indptr[-1] / max(adata.n_obs, 1))
   summary = metrics.summarize_chunks(
-      chunks=chunks, targets=labels.target_gene, n_genes=adata.n_vars,
-      value_bounds=plan.log1p_bounds(), control_label=control_label, where=path,
-      buffers=buffers, n_values=n_values)
+      chunks=stored_x.ranking_chunks(adata, stored, plan, rows=rows),
+      targets=labels.target_gene, n_genes=adata.n_vars, value_bounds=plan.log1p_bounds(),
+      control_label=control_label, where=path, buffers=buffers,
+      n_values=None if stored is None else int(plan.kept_indptr[-1]))
   return summary, labels.gene_names
-
-
-def direct_reader(adata) -> "csr_rows.CsrRows | dense_rows.DenseRows | None":
-  """The direct reader of a backed file's `X` (CSR or dense on disk); None for other layouts."""
-  return csr_rows.CsrRows.of(adata) or dense_rows.DenseRows.of(adata)
-
-
-def chunk_ranges(stored, plan: metrics.ScalePlan, values_per_chunk: int) -> list:
-  """Row ranges of about `values_per_chunk` kept values; a dense file's also of at most twice
-  that many values read (the buffer its rows are read into first)."""
-  ranges = csr_rows.row_ranges(plan.kept_indptr, values_per_chunk)
-  if not isinstance(stored, dense_rows.DenseRows):
-    return ranges
-  most = max(2 * values_per_chunk // max(stored.shape[1], 1), 1)
-  return [(lo, min(lo + most, stop)) for start, stop in ranges for lo in range(start, stop, most)]
-
-
-def _anndata_scaled_chunks(adata, *, plan, rows: int):
-  """(start, float32 log1p chunk) over `X` through anndata, `rows` rows at a time."""
-  return ((start, metrics.apply_scaling(chunk, plan=plan, start=start))
-          for start, chunk in io.iter_row_chunks(adata, rows))
 
 
 def load_summaries(paths: list[str], *, control_label: str) -> list:
@@ -103,7 +72,7 @@ def raw_file_scores(*, pred_path: str, real_path: str, control_label: str = io.C
 
 
 def training_profile(train_path: str, *, control_label: str):
-  """The cell-mean baseline's parts from a training file, streamed in row chunks (two passes).
+  """The cell-mean baseline's parts from a training file, streamed in pieces (two passes).
 
   Returns:
     (profile [genes] float32 mean of the groups' log1p pseudobulks, control cells [controls,
@@ -111,26 +80,20 @@ def training_profile(train_path: str, *, control_label: str):
   """
   adata = io.read_h5ad(train_path, backed=True)
   labels = io.read_labels(adata, path=train_path, control_label=control_label)
-  stored = direct_reader(adata)
-  if stored is None:
-    plan = metrics.plan_scaling(io.iter_row_chunks(adata, _TRAIN_ROWS_PER_CHUNK),
-                                where=f"{train_path} X", sparse=io.x_is_sparse(adata))
-    chunks = _anndata_scaled_chunks(adata, plan=plan, rows=_TRAIN_ROWS_PER_CHUNK)
-  else:  # read straight into one reused buffer: each chunk is used up before the next is read
-    plan = metrics.plan_scaling_of_rows(stored, where=f"{train_path} X")
-    scratch = metrics.Scratch()
-    values_per_chunk = int(_TRAIN_ROWS_PER_CHUNK * plan.kept_indptr[-1] / max(adata.n_obs, 1))
-    chunks = ((start, metrics.read_scaled(stored, start, stop, scratch, plan=plan))
-              for start, stop in chunk_ranges(stored, plan, max(values_per_chunk, 1)))
+  stored = stored_x.direct_reader(adata)
+  plan = stored_x.scaling_plan(adata, stored, where=f"{train_path} X",
+                               rows=_TRAIN_ROWS_PER_CHUNK)
   names, group = np.unique(labels.target_gene, return_inverse=True)
   sums = np.zeros((len(names), adata.n_vars))
-  controls = []
-  for start, log1p in chunks:
-    rows = slice(start, start + log1p.shape[0])
-    sums += metrics.group_sums(log1p_expr=log1p, group=group[rows], n_groups=len(names))
-    controls.append(log1p[labels.is_control[rows]])
+  controls = []  # [cells, genes] pieces: row ranges, or blocks of genes of a CSC file
+  for (cells, genes), log1p in stored_x.scaled_pieces(adata, stored, plan,
+                                                     rows=_TRAIN_ROWS_PER_CHUNK):
+    sums[:, genes] += metrics.group_sums(log1p_expr=log1p, group=group[cells],
+                                         n_groups=len(names))
+    controls.append(sp.csr_matrix(log1p[np.flatnonzero(labels.is_control[cells])]))
+  stack = sp.hstack if isinstance(stored, csc_columns.CscColumns) else sp.vstack
   profile = metrics.mean_of_pseudobulks(sums / np.bincount(group)[:, None])
-  return profile, sp.vstack(controls, format="csr"), labels.gene_names
+  return profile, stack(controls, format="csr"), labels.gene_names
 
 
 def baseline_summary(*, train_path=None, pert_counts_path=None, baseline_path=None,

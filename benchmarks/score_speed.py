@@ -1,26 +1,23 @@
 """Speed of our VCC scorer against cell-eval 0.8.x on the same synthetic raw-count files.
 
 Builds (or reuses, with --cache-dir) a real and a predicted screen of the VCC validation shape,
-50 perturbations x 1,000 cells + 10,000 controls x 18,080 genes, raw NB counts at ~50k UMI per
-cell (~46% of the values nonzero, like deep 10x data), then times, each in its own process on the
-same files: our scorer (`vccjax.score.file_scores.raw_file_scores`: read, scale, DES/PDS/MAE)
-and `cell-eval run --profile vcc` (DES/PDS/MAE too) from the `.venv-ce08` virtualenv. Prints both
-wall times, the ratio, each side's peak resident memory, and whether the three scores agree.
+50 perturbations x 1,000 cells + 10,000 controls x 18,080 genes, and a 44,000-cell training file
+(raw NB counts at ~50k UMI per cell, ~46% of the values nonzero, like deep 10x data), all three
+with `X` stored as --layout says (CSR, or rewritten dense or CSC, streamed, by
+`h5ad_layouts.py`). Then times, each in its own cold process on the same files: our whole job
+(`python -m vccjax.score --pred --real --train --pert-counts`: read, scale, DES/PDS/MAE, the
+baseline built from the training file, the overall score) and `cell-eval run --profile vcc`
+(DES/PDS/MAE, no baseline) from the `.venv-ce08` virtualenv. Prints both wall and CPU times,
+the ratio, each side's peak resident memory, and whether the model's three scores agree to 1e-6.
 
-  python benchmarks/score_speed.py --cache-dir /tmp/vcc_speed            # full size
-  python benchmarks/score_speed.py --genes 2000 --cells-per-pert 300     # a quick one
+  python benchmarks/score_speed.py --cache-dir /tmp/vcc15_speed --layout csr   # full size
+  python benchmarks/score_speed.py --genes 2000 --cells-per-pert 300 --layout dense  # quick
 
-Measured at full size (4.7e8 nonzero values per file) on the project's 2-vCPU VM, quiet: vccjax
-29.6 s wall, 53.1 s CPU, 2.95 GiB peak (the two files one after the other, each read straight
-into buffers that both files' workers reuse, the second file's sort keys in the first one's
-pages); cell-eval 0.8.2 482.3 s wall, 859.8 s CPU, 15.8 GiB peak; 16.3x wall, 16.2x CPU,
-identical DES and PDS, MAE within 5e-10. (Before: 14.0x with fresh buffers per file, 11.3x /
-11.5x at 5.0 GiB with the files side by side and anndata's chunk reads; 6.8x / 9.5x at 7.6 GiB
-before the ranking streamed.) Generating the two files takes ~5 minutes once. Where our CPU
-time goes (perf): sorting each gene's values ~31% (NumPy's AVX-512 quicksort, ~17 ns per key at
-~27k keys a gene), CSR-to-CSC regrouping ~13%, zeroing new memory pages ~10% (this VM maps a
-page on its first touch, 0.5-2 s per GiB; the first file's 1.9 GB of sort keys are touched
-once), tie runs ~9%, the per-group bincounts ~5%, reading ~3%.
+Measured at full size on the project's shared 2-vCPU VM while other jobs ran (load average 4-9):
+CSR: vccjax 98.6 s wall, 74.6 s CPU, 3.24 GiB peak; cell-eval 0.8.2 1557.5 s wall, 1169.1 s
+CPU, 15.8 GiB peak: 15.8x wall, 15.7x CPU; the model's DES, PDS, MAE within 4e-10 of
+cell-eval's. Dense and CSC figures are in the README. Generating the files takes ~15 minutes
+once (the dense and CSC rewrites ~1 minute each).
 """
 
 from __future__ import annotations

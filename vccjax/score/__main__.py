@@ -7,9 +7,10 @@
 Prints the raw, baseline and baseline-scaled DES, PDS and MAE and the overall score (cell-eval
 0.6.6 + pdex 0.1.27 rules by default). The baseline is the cell-mean baseline, either built here
 from a training file and a `pert_counts` table (as `cell-eval baseline` builds it) or read from
-a file `cell-eval baseline` wrote. Each file is read, scaled and summarised in row chunks, never
-whole (memory: about 4 bytes per nonzero value of the file being summarised; the real and
-predicted files are summarised one after the other). `--json` also writes a per-perturbation table.
+a file `cell-eval baseline` wrote. Each file (X dense, CSR or CSC; counts or log1p) is read,
+scaled and summarised in pieces, never whole (memory: about 4 bytes per nonzero value of the file
+being summarised; the real and predicted files are summarised one after the other; a baseline
+built here is ranked in closed form, its cells never formed). `--json` also writes a per-perturbation table.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ the ratio, each side's peak resident memory, and whether the model's three score
 Measured at full size on the project's shared 2-vCPU VM while other jobs ran (load average 4-9):
 CSR: vccjax 98.6 s wall, 74.6 s CPU, 3.24 GiB peak; cell-eval 0.8.2 1557.5 s wall, 1169.1 s
 CPU, 15.8 GiB peak: 15.8x wall, 15.7x CPU; the model's DES, PDS, MAE within 4e-10 of
-cell-eval's. Dense and CSC figures are in the README. Generating the files takes ~15 minutes
+cell-eval's. Ours on dense files: 192.1 s wall, 127.2 s CPU, 3.55 GiB; on CSC files: 144.4 s,
+93.8 s CPU, 3.40 GiB; the same scores in every layout (cell-eval not run on those). Generating the files takes ~15 minutes
 once (the dense and CSC rewrites ~1 minute each).
 """
 

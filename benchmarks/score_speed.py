@@ -1,26 +1,24 @@
 """Speed of our VCC scorer against cell-eval 0.8.x on the same synthetic raw-count files.
 
 Builds (or reuses, with --cache-dir) a real and a predicted screen of the VCC validation shape,
-50 perturbations x 1,000 cells + 10,000 controls x 18,080 genes, raw NB counts at ~50k UMI per
-cell (~46% of the values nonzero, like deep 10x data), then times, each in its own process on the
-same files: our scorer (`vccjax.score.file_scores.raw_file_scores`: read, scale, DES/PDS/MAE)
-and `cell-eval run --profile vcc` (DES/PDS/MAE too) from the `.venv-ce08` virtualenv. Prints both
-wall times, the ratio, each side's peak resident memory, and whether the three scores agree.
+50 perturbations x 1,000 cells + 10,000 controls x 18,080 genes, and a 44,000-cell training file
+(raw NB counts at ~50k UMI per cell, ~46% of the values nonzero, like deep 10x data), all three
+with `X` stored as --layout says (CSR, or rewritten dense or CSC, streamed, by
+`h5ad_layouts.py`). Then times, each in its own cold process on the same files: our whole job
+(`python -m vccjax.score --pred --real --train --pert-counts`: read, scale, DES/PDS/MAE, the
+baseline built from the training file, the overall score) and `cell-eval run --profile vcc`
+(DES/PDS/MAE, no baseline) from the `.venv-ce08` virtualenv. Prints both wall and CPU times,
+the ratio, each side's peak resident memory, and whether the model's three scores agree to 1e-6.
 
-  python benchmarks/score_speed.py --cache-dir /tmp/vcc_speed            # full size
-  python benchmarks/score_speed.py --genes 2000 --cells-per-pert 300     # a quick one
+  python benchmarks/score_speed.py --cache-dir /tmp/vcc15_speed --layout csr   # full size
+  python benchmarks/score_speed.py --genes 2000 --cells-per-pert 300 --layout dense  # quick
 
-Measured at full size (4.7e8 nonzero values per file) on the project's 2-vCPU VM, quiet: vccjax
-29.6 s wall, 53.1 s CPU, 2.95 GiB peak (the two files one after the other, each read straight
-into buffers that both files' workers reuse, the second file's sort keys in the first one's
-pages); cell-eval 0.8.2 482.3 s wall, 859.8 s CPU, 15.8 GiB peak; 16.3x wall, 16.2x CPU,
-identical DES and PDS, MAE within 5e-10. (Before: 14.0x with fresh buffers per file, 11.3x /
-11.5x at 5.0 GiB with the files side by side and anndata's chunk reads; 6.8x / 9.5x at 7.6 GiB
-before the ranking streamed.) Generating the two files takes ~5 minutes once. Where our CPU
-time goes (perf): sorting each gene's values ~31% (NumPy's AVX-512 quicksort, ~17 ns per key at
-~27k keys a gene), CSR-to-CSC regrouping ~13%, zeroing new memory pages ~10% (this VM maps a
-page on its first touch, 0.5-2 s per GiB; the first file's 1.9 GB of sort keys are touched
-once), tie runs ~9%, the per-group bincounts ~5%, reading ~3%.
+Measured at full size on the project's shared 2-vCPU VM while other jobs ran (load average 4-9):
+CSR: vccjax 98.6 s wall, 74.6 s CPU, 3.24 GiB peak; cell-eval 0.8.2 1557.5 s wall, 1169.1 s
+CPU, 15.8 GiB peak: 15.8x wall, 15.7x CPU; the model's DES, PDS, MAE within 4e-10 of
+cell-eval's. Ours on dense files: 192.1 s wall, 127.2 s CPU, 3.55 GiB; on CSC files: 144.4 s,
+93.8 s CPU, 3.40 GiB; the same scores in every layout (cell-eval not run on those). Generating the files takes ~15 minutes
+once (the dense and CSC rewrites ~1 minute each).
 """
 
 from __future__ import annotations
@@ -39,9 +37,11 @@ import scipy.sparse as sp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 
 import anndata as ad  # noqa: E402
 
+import h5ad_layouts  # noqa: E402
 from vccjax.data.writer import write_h5ad_atomic  # noqa: E402
 
 CONTROL = "non-targeting"
@@ -89,21 +89,36 @@ def write_screen(path, *, n_perts, cells_per_pert, n_controls, n_genes, seed,
                                var=pd.DataFrame(index=genes)), path)
 
 
-def ensure_files(args) -> tuple[str, str]:
+def ensure_files(args) -> dict:
+  """{"real", "pred", "train": paths in args.layout, "pert_counts": csv}, made once per cache."""
   tag = f"p{args.perts}_c{args.cells_per_pert}_n{args.controls}_g{args.genes}"
   directory = args.cache_dir or tempfile.mkdtemp(prefix="vcc_speed_")
   os.makedirs(directory, exist_ok=True)
   paths = {}
-  for name, seed, scale, noise in (("real", 0, 1.0, 0.0), ("pred", 1, 0.7, 0.3)):
-    path = os.path.join(directory, f"{name}_{tag}.h5ad")
+  for name, seed, scale, noise, perts in (("real", 0, 1.0, 0.0, args.perts),
+                                          ("pred", 1, 0.7, 0.3, args.perts),
+                                          ("train", 2, 1.0, 0.0, args.train_perts)):
+    path = os.path.join(directory, f"{name}_{tag}.h5ad" if name != "train"
+                        else f"{name}_p{perts}_{tag}.h5ad")
     if not os.path.exists(path):
       t = time.time()
-      write_screen(path, n_perts=args.perts, cells_per_pert=args.cells_per_pert,
+      write_screen(path, n_perts=perts, cells_per_pert=args.cells_per_pert,
                    n_controls=args.controls, n_genes=args.genes, seed=seed,
                    effect_scale=scale, effect_noise=noise)
       print(f"wrote {path} in {time.time() - t:.0f} s", flush=True)
+    if args.layout != "csr":
+      csr_path, path = path, path.replace(".h5ad", f"_{args.layout}.h5ad")
+      if not os.path.exists(path):
+        t = time.time()
+        h5ad_layouts.write_layout(csr_path, path, args.layout)
+        print(f"wrote {path} in {time.time() - t:.0f} s", flush=True)
     paths[name] = path
-  return paths["real"], paths["pred"]
+  real = ad.read_h5ad(paths["real"], backed="r")
+  targets = sorted(set(real.obs["target_gene"].astype(str)) - {CONTROL})
+  paths["pert_counts"] = os.path.join(directory, f"pert_counts_{tag}.csv")
+  pd.DataFrame({"target_gene": targets, "n_cells": args.cells_per_pert}).to_csv(
+      paths["pert_counts"], index=False)
+  return paths
 
 
 def warm_page_cache(*paths):
@@ -114,7 +129,7 @@ def warm_page_cache(*paths):
         pass
 
 
-def timed(cmd) -> tuple[dict, str]:
+def timed(cmd, cwd=None) -> tuple[dict, str]:
   """Runs `cmd` under `/usr/bin/time -v`: ({wall_s, cpu_s, peak_gib}, stdout).
 
   CPU seconds (user + system, all threads) are the fairer figure on a shared machine, where
@@ -122,7 +137,7 @@ def timed(cmd) -> tuple[dict, str]:
   """
   t = time.time()
   proc = subprocess.Popen(["/usr/bin/time", "-v", *cmd], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+                          stderr=subprocess.PIPE, text=True, cwd=cwd)
   out, err = proc.communicate()
   wall = time.time() - t
   if proc.returncode:
@@ -134,13 +149,18 @@ def timed(cmd) -> tuple[dict, str]:
           "peak_gib": int(fields["Maximum resident set size (kbytes)"]) / 2**20}, out
 
 
-def run_ours(real, pred) -> tuple[dict, dict]:
-  # cell-eval 0.8's rules (per-perturbation FDR, no fold-change clip), so the scores compare.
-  code = ("import json, sys; from vccjax.score import file_scores; "
-          "r = file_scores.raw_file_scores(pred_path=sys.argv[1], real_path=sys.argv[2], "
-          "fdr='per_perturbation', fold_change_clip=None); print(json.dumps(r.means()))")
-  cost, out = timed([sys.executable, "-c", code, pred, real])
-  return cost, json.loads(out.strip().splitlines()[-1])
+def run_ours(paths) -> tuple[dict, dict]:
+  """Our whole job in a cold process: `python -m vccjax.score` with the baseline built from the
+  training file; cell-eval 0.8's rules (per-perturbation FDR, no fold-change clip), so the
+  model's scores compare with `cell-eval run`'s."""
+  out = os.path.join(tempfile.mkdtemp(prefix="vccjax_"), "scores.json")
+  cost, _ = timed([sys.executable, "-m", "vccjax.score", "--pred", paths["pred"], "--real",
+                   paths["real"], "--train", paths["train"], "--pert-counts",
+                   paths["pert_counts"], "--fdr", "per_perturbation", "--fold-change-clip",
+                   "none", "--json", out], cwd=REPO)
+  with open(out) as f:
+    scores = json.load(f)
+  return cost, dict(scores["model"], overall=scores["overall"])
 
 
 def run_cell_eval(real, pred, threads, venv) -> tuple[dict, dict]:
@@ -165,17 +185,24 @@ def main(argv=None):
   p.add_argument("--cells-per-pert", type=int, default=1000)
   p.add_argument("--controls", type=int, default=10_000)
   p.add_argument("--genes", type=int, default=18_080)
+  p.add_argument("--train-perts", type=int, default=34,
+                 help="perturbations of the training file (34: 44,000 cells with the controls)")
+  p.add_argument("--layout", choices=("csr", "dense", "csc"), default="csr",
+                 help="how X is stored in all three files")
   p.add_argument("--cache-dir", default=None, help="keep and reuse the generated files here")
   p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                  help="cell-eval's --num-threads (ours uses every CPU it may)")
   p.add_argument("--ce-venv", default=os.path.join(REPO, ".venv-ce08"))
   p.add_argument("--skip-cell-eval", action="store_true")
   args = p.parse_args(argv)
-  real, pred = ensure_files(args)
+  paths = ensure_files(args)
+  real, pred = paths["real"], paths["pred"]
   print(f"shape: {args.perts} perturbations x {args.cells_per_pert} cells + {args.controls} "
-        f"controls x {args.genes} genes; load average {os.getloadavg()[0]:.1f}", flush=True)
-  warm_page_cache(real, pred)
-  ours = run_ours(real, pred)
+        f"controls x {args.genes} genes, X {args.layout}; training file "
+        f"{args.train_perts * args.cells_per_pert + args.controls} cells; load average "
+        f"{os.getloadavg()[0]:.1f}", flush=True)
+  warm_page_cache(real, pred, paths["train"])
+  ours = run_ours(paths)
   print(_line("vccjax", *ours), flush=True)
   if args.skip_cell_eval:
     return
@@ -188,7 +215,8 @@ def main(argv=None):
         f"CPU {theirs[0]['cpu_s'] / ours[0]['cpu_s']:.1f}x; load average now "
         f"{os.getloadavg()[0]:.1f}")
   diff = {k: float(abs(ours[1][k] - theirs[1][k])) for k in ("des", "pds", "mae")}
-  print(f"|difference| of the means (both with cell-eval 0.8's rules): {diff}")
+  print(f"|difference| of the means (both with cell-eval 0.8's rules): {diff}; "
+        f"{'agree' if max(diff.values()) <= 1e-6 else 'DISAGREE'} to 1e-6")
 
 
 if __name__ == "__main__":

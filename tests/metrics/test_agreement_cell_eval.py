@@ -14,6 +14,7 @@ import vcc_screens
 from conftest import shared
 from vccjax.score import __main__ as score_command
 from vccjax.score import file_scores
+from vccjax import metrics
 from vccjax.data import io
 
 TOL = 1e-6
@@ -57,12 +58,21 @@ def cases(tmp_path_factory):
       "pert_counts": str(d / "pert_counts.csv"),
       "ce_baseline": str(d / "ce_baseline.h5ad"),
   }
+  # The same real cells stored dense and the prediction stored CSC (cell-eval reads both).
+  dense = subset.copy()
+  dense.X = subset.X.toarray()
+  paths["subset_dense"] = w(dense, d / "subset_dense.h5ad")
+  pred_csc = io.read_h5ad(paths["subset_pred"])
+  pred_csc.X = pred_csc.X.tocsc()
+  paths["subset_pred_csc"] = w(pred_csc, d / "subset_pred_csc.h5ad")
   tasks = [
       {"name": "counts", "pred": paths["pred"], "real": paths["real"]},
       {"name": "log1p", "pred": paths["pred_log1p"], "real": paths["real"]},
       {"name": "subset", "pred": paths["subset_pred"], "real": paths["subset"],
        "train": paths["subset"], "pert_counts": paths["pert_counts"],
        "baseline_out": paths["ce_baseline"]},
+      {"name": "layouts", "pred": paths["subset_pred_csc"], "real": paths["subset_dense"],
+       "train": paths["subset_dense"], "pert_counts": paths["pert_counts"]},
   ]
   return paths, vcc_screens.run_cell_eval(tasks, str(d))
 
@@ -113,12 +123,26 @@ def test_baseline_and_overall_score_match_cell_eval(cases, tmp_path):
   assert json_path.exists()
 
 
+def test_dense_and_csc_files_score_as_cell_eval_scores_them(cases):
+  paths, ref = cases
+  ce = ref["layouts"]
+  ours = file_scores.score_files(pred_path=paths["subset_pred_csc"],
+                                 real_path=paths["subset_dense"], train_path=paths["subset_dense"],
+                                 pert_counts_path=paths["pert_counts"])
+  for metric in ("des", "pds", "mae"):
+    assert abs(ours["model"][metric] - ce["means"][metric]) < TOL
+    assert abs(ours["baseline"][metric] - ce["baseline_means"][metric]) < TOL
+  assert abs(ours["overall"] / 100 - ce["scores"]["avg_score"]) < TOL
+
+
 def test_cell_mean_baseline_cells_match_cell_eval(cases):
   paths, ref = cases
   counts = io.read_pert_counts(paths["pert_counts"])
-  log1p, targets, _ = file_scores.training_baseline(
-      paths["subset"], pert_counts=dict(zip(counts.target_gene, counts.n_cells)),
-      control_label="non-targeting")
+  profile, controls, _ = file_scores.training_profile(paths["subset"],
+                                                      control_label="non-targeting")
+  log1p, targets = metrics.assemble_baseline(
+      profile=profile, control_log1p=controls,
+      pert_counts=dict(zip(counts.target_gene, counts.n_cells)), control_label="non-targeting")
   ce = ref["subset"]
   np.testing.assert_allclose(log1p[:3], np.array(ce["baseline_X_head"]), rtol=1e-6, atol=1e-7)
   assert targets.tolist() == ce["baseline_obs"]

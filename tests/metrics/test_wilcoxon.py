@@ -6,7 +6,7 @@ import scipy.sparse as sp
 import scipy.stats
 
 from vccjax import metrics
-from vccjax.metrics import ranksum, ranksum_batch
+from vccjax.metrics import ranksum
 
 
 def _data(seed, cells=300, genes=40, groups=5):
@@ -104,15 +104,3 @@ def test_values_outside_the_key_range_are_refused():
   with pytest.raises(ValueError, match="outside the range"):
     ranksum.rank_sums_of_chunks(chunks=[(group, sp.csr_matrix(x))], n_genes=x.shape[1],
                                 n_groups=groups, key_format=key_format)
-
-
-@pytest.mark.parametrize("width", [50, 300_000])  # one bincount, and two (packing not exact)
-def test_counts_and_sums_equal_two_bincounts(width):
-  rng = np.random.default_rng(6)
-  bins = rng.integers(0, 40, 5_000)
-  weights = rng.integers(0, min(width, 2**31), 5_000).astype(np.int32)
-  per_group = lambda w=None: np.bincount(bins, weights=w, minlength=40)
-  count, sums = ranksum_batch._counts_and_sums(per_group, weights, width)
-  np.testing.assert_array_equal(count, np.bincount(bins, minlength=40))
-  np.testing.assert_array_equal(sums, np.bincount(bins, weights=weights.astype(np.float64),
-                                                  minlength=40))

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from conftest import REPO, run_module
 
@@ -80,9 +81,9 @@ def test_command_line_error_in_a_fresh_process(files):
 
 
 @pytest.mark.parametrize("slices", [1, 10**9])  # row-by-row slices, or per-value arrays
-@pytest.mark.parametrize("layout", ["csr", "dense", "csr_log1p"])
+@pytest.mark.parametrize("layout", ["csr", "dense", "csr_log1p", "csc"])
 def test_chunked_file_summary_equals_the_in_memory_one(tmp_path, monkeypatch, layout, slices):
-  # Read in many small row chunks (a CSR file straight from disk, a dense one through anndata);
+  # Read in many small pieces (row ranges of a CSR or dense file, blocks of genes of a CSC one);
   # a dense file with all-zero cells takes scanpy's dense median (over non-zero totals), as
   # cell-eval does on the file held in memory. Empty cells first, inside and last; a stored zero.
   from vccjax import metrics
@@ -93,7 +94,7 @@ def test_chunked_file_summary_equals_the_in_memory_one(tmp_path, monkeypatch, la
   x[[0, 1, 2, 40, 41, -1]] = 0  # the median total over all cells is 84, over non-zero ones 85
   if layout == "csr_log1p":
     x = np.log1p(x / 3.0).astype(np.float32)
-  stored = adata.X.__class__(x)
+  stored = (sp.csc_matrix if layout == "csc" else sp.csr_matrix)(x)
   stored.data[5] = 0.0
   adata.X = x if layout == "dense" else stored
   path = vcc_screens.write(adata, tmp_path / "screen.h5ad")
@@ -108,14 +109,32 @@ def test_chunked_file_summary_equals_the_in_memory_one(tmp_path, monkeypatch, la
   np.testing.assert_array_equal(chunked.p_value, whole.p_value)
 
 
-def test_training_baseline_in_small_chunks_is_the_same(files, monkeypatch):
+def test_training_profile_in_small_chunks_is_the_same(files, monkeypatch):
   # Chunks read into one reused buffer: each must be used up before the next overwrites it.
   assert csr_rows.CsrRows.of(io.read_h5ad(files["train"], backed=True)) is not None
-  counts = {f"G00{i}": 40 for i in range(4)}
-  whole = file_scores.training_baseline(files["train"], pert_counts=counts,
-                                        control_label="non-targeting")
+  whole = file_scores.training_profile(files["train"], control_label="non-targeting")
   monkeypatch.setattr(file_scores, "_TRAIN_ROWS_PER_CHUNK", 7)
-  chunked = file_scores.training_baseline(files["train"], pert_counts=counts,
-                                          control_label="non-targeting")
+  chunked = file_scores.training_profile(files["train"], control_label="non-targeting")
   np.testing.assert_array_equal(whole[0], chunked[0])
-  np.testing.assert_array_equal(whole[1], chunked[1])
+  np.testing.assert_array_equal(whole[1].toarray(), chunked[1].toarray())
+
+
+def test_json_in_a_missing_directory_is_created(files):
+  out = files["dir"] / "not" / "yet" / "scores.json"
+  score_command.main(["--pred", files["pred"], "--real", files["real"], "--baseline",
+                      files["pred"], "--json", str(out)])
+  assert json.loads(out.read_text())["overall"] == 0  # the prediction is its own baseline
+  assert not os.path.exists(f"{out}.tmp")
+
+
+def test_json_where_no_directory_can_be_made_fails_before_scoring(files, capsys, monkeypatch):
+  blocker = files["dir"] / "a_file"
+  blocker.write_text("")
+  scored = []
+  monkeypatch.setattr(file_scores, "score_files", lambda **kw: scored.append(kw))
+  with pytest.raises(SystemExit) as exit_info:
+    score_command.main(["--pred", files["pred"], "--real", files["real"], "--baseline",
+                        files["pred"], "--json", str(blocker / "scores.json")])
+  assert exit_info.value.code == 1 and not scored
+  err = capsys.readouterr().err
+  assert err.startswith("error: --json") and err.count("\n") == 1 and "(fix: " in err

@@ -28,6 +28,20 @@ def mean_of_pseudobulks(group_means: np.ndarray) -> np.ndarray:
   return np.asarray(group_means).astype(np.float32).mean(axis=0, dtype=np.float32)
 
 
+def perturbation_cell_counts(pert_counts: Mapping[str, int], *,
+                             control_label: str = CONTROL_LABEL) -> dict[str, int]:
+  """{perturbation: n_cells} of a `pert_counts` table, in its order, its control row dropped.
+
+  Raises:
+    InputError: no perturbation, or one with n_cells <= 0.
+  """
+  counts = {str(p): int(n) for p, n in pert_counts.items() if p != control_label}
+  if not counts or min(counts.values()) <= 0:
+    raise InputError("pert_counts", "needs at least one perturbation, each with n_cells > 0",
+                     "use a VCC pert_counts table: target_gene,n_cells")
+  return counts
+
+
 def assemble_baseline(*, profile: np.ndarray, control_log1p, pert_counts: Mapping[str, int],
                       control_label: str = CONTROL_LABEL) -> tuple[np.ndarray, np.ndarray]:
   """The baseline's cells: `profile` [genes] n_cells times per perturbation, then the controls.
@@ -42,10 +56,7 @@ def assemble_baseline(*, profile: np.ndarray, control_log1p, pert_counts: Mappin
   Returns:
     (log1p [cells, genes] float32 dense, targets [cells] str).
   """
-  counts = [(str(p), int(n)) for p, n in pert_counts.items() if p != control_label]
-  if not counts or min(n for _, n in counts) <= 0:
-    raise InputError("pert_counts", "needs at least one perturbation, each with n_cells > 0",
-                     "use a VCC pert_counts table: target_gene,n_cells")
+  counts = list(perturbation_cell_counts(pert_counts, control_label=control_label).items())
   controls = control_log1p.toarray() if sp.issparse(control_log1p) else control_log1p
   n_pred = sum(n for _, n in counts)
   log1p = np.empty((n_pred + controls.shape[0], len(profile)), np.float32)

@@ -83,7 +83,7 @@ def _perturbation_groups(targets, *, control_label: str = CONTROL_LABEL,
   return perturbations, group
 
 
-def _summary_of_rank_sums(perturbations: list[str], sums: ranksum.GroupRankSums) -> FileSummary:
+def summary_of_rank_sums(perturbations: list[str], sums: ranksum.GroupRankSums) -> FileSummary:
   """The FileSummary of a file whose groups (`_perturbation_groups`) were ranked into `sums`."""
   _, p_value = wilcoxon.mannwhitney_vs_control(sums=sums)
   means = sums.value_sums.T / sums.group_sizes[:, None]
@@ -105,7 +105,7 @@ def summarize(*, log1p_expr, targets, control_label: str = CONTROL_LABEL,
                      "give one target label per cell")
   perturbations, group = _perturbation_groups(targets, control_label=control_label, where=where)
   sums = ranksum.rank_sums(log1p_expr=log1p_expr, group=group, n_groups=len(perturbations) + 1)
-  return _summary_of_rank_sums(perturbations, sums)
+  return summary_of_rank_sums(perturbations, sums)
 
 
 def summarize_chunks(*, chunks: Iterable[tuple[int, Any]], targets, n_genes: int,
@@ -115,7 +115,8 @@ def summarize_chunks(*, chunks: Iterable[tuple[int, Any]], targets, n_genes: int
   """`summarize` of a file read one row chunk at a time (it never is in memory as a whole).
 
   Args:
-    chunks: (start row, [rows, genes] float32 CSR VCC-scaled log1p) pairs covering the file.
+    chunks: (start row, [rows, genes] float32 CSR VCC-scaled log1p) pairs covering the file,
+      or (0, `ranksum.GeneBlockReader`) pairs, blocks of genes of every cell covering it.
     targets: [cells] perturbation of each cell of the file, `control_label` for controls.
     n_genes: genes of the file.
     value_bounds: (low, high) bounds on the file's positive log1p values
@@ -133,7 +134,7 @@ def summarize_chunks(*, chunks: Iterable[tuple[int, Any]], targets, n_genes: int
       key_format=ranksum.KeyFormat.for_values(low=value_bounds[0], high=value_bounds[1],
                                               n_groups=n_groups),
       buffers=buffers, n_values=n_values)
-  return _summary_of_rank_sums(perturbations, sums)
+  return summary_of_rank_sums(perturbations, sums)
 
 
 def compare(*, real: FileSummary, pred: FileSummary, gene_names: Sequence[str] | None = None,

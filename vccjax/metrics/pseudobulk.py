@@ -6,6 +6,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -35,7 +36,8 @@ def group_sums(*, log1p_expr, group: np.ndarray, n_groups: int) -> np.ndarray:
   group = np.asarray(group, dtype=np.int64)
   with jax.enable_x64(True):
     if sp.issparse(log1p_expr):
-      sums = _sparse_sums(sp.csr_matrix(log1p_expr), group, n_groups)
+      sums = _sparse_sums(log1p_expr if log1p_expr.format in ("csr", "csc")
+                          else sp.csr_matrix(log1p_expr), group, n_groups)
     else:
       sums = _dense_sums(np.asarray(log1p_expr), group, n_groups)
   return sums.reshape(n_groups, log1p_expr.shape[1])
@@ -67,25 +69,21 @@ def _add_rows(total, chunk, ids):
 
 
 def _sparse_sums(x, group, n_groups):
-  n_genes = x.shape[1]
-  n_bins = (n_groups + 1) * n_genes
-  row_group = np.where(group >= 0, group, n_groups)
-  total = jnp.zeros(n_bins, jnp.float64)
-  step = _bucket(x.nnz, _CHUNK_VALUES)
-  for lo in range(0, x.nnz, step):
-    hi = min(lo + step, x.nnz)
-    # Rows that overlap [lo, hi) and how many of their values fall inside it.
-    r0 = np.searchsorted(x.indptr, lo, side="right") - 1
-    r1 = np.searchsorted(x.indptr, hi, side="left")
-    bounds = np.clip(x.indptr[r0:r1 + 1], lo, hi)
-    bins = np.repeat(row_group[r0:r1] * n_genes, np.diff(bounds)) + x.indices[lo:hi]
-    values = np.asarray(x.data[lo:hi], dtype=np.float32)
-    pad = step - (hi - lo)
-    total = _add_values(total, np.pad(values, (0, pad)), np.pad(bins, (0, pad)))
-  return np.asarray(total[:n_groups * n_genes])
+  """group_sums of a CSR or CSC matrix: one compiled pass over its stored values, in place."""
+  major_is_cell = x.format == "csr"
+  if not major_is_cell:
+    x = sp.csc_matrix(x)
+  sums = np.zeros((n_groups, x.shape[1]))
+  _add_stored_values(x.data, x.indices, x.indptr, major_is_cell, group, sums)
+  return sums
 
 
-@functools.partial(jax.jit, donate_argnums=0)
-def _add_values(total, values, bins):
-  return total + jax.ops.segment_sum(values.astype(jnp.float64), bins,
-                                     num_segments=total.shape[0])
+@numba.njit(nogil=True, cache=True)
+def _add_stored_values(data, indices, indptr, major_is_cell, group, sums):  # pragma: no cover
+  """sums[group of the value's cell, its gene] += each stored value (float64); cells of group
+  -1 are left out. A CSR's major axis is the cells, a CSC's the genes."""
+  for major in range(len(indptr) - 1):
+    for j in range(indptr[major], indptr[major + 1]):
+      cell, gene = (major, indices[j]) if major_is_cell else (indices[j], major)
+      if group[cell] >= 0:
+        sums[group[cell], gene] += data[j]

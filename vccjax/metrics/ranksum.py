@@ -9,14 +9,17 @@ below it is a running count. Nothing of size cells x cells is ever formed.
 
 The work streams over row chunks of cells, so a file never has to be in memory at once:
 each chunk's nonzero values become integer sort keys (the value's float32 bits, which order like
-the values, above the group's bits) regrouped by gene (`GenePieces`: SciPy's CSR-to-CSC); then
-batches of genes of similar size are gathered from every chunk as padded rows, sorted and reduced
-with row-wise NumPy operations (`ranksum_batch.py`). Both stages run on a thread pool (NumPy's
-sorts, ufuncs and SciPy's sparse kernels release the GIL); a chunk may be a `ChunkReader`, read
-and scaled by the worker itself into a reused `Scratch` lent by a `ScratchPool`. Memory: 4 bytes
+the values, above the group's bits) regrouped by gene (`GenePieces`: SciPy's CSR-to-CSC; a CSC
+file's blocks of genes need no regrouping); then batches of genes of similar size are gathered
+from every chunk as padded rows, sorted (NumPy) and reduced in one compiled pass per row
+(`ranksum_batch.py`, numba). Both stages run on a thread pool (NumPy's sorts, ufuncs, SciPy's
+sparse kernels and the numba pass release the GIL); a chunk may be a `ChunkReader` (or a
+`GeneBlockReader`), read and scaled by the worker itself into a reused `Scratch` lent by a
+`ScratchPool`. Memory: 4 bytes
 per nonzero value (the keys, in one buffer of the pool when their number is known, so a second
 file reuses the first one's pages), plus ~0.3 GB of buffers per worker at the default chunk
-size. This stage stays in NumPy: on CPU, XLA's sort and scans are 2-5x slower. Everything
+size. The sort stays NumPy's: on CPU, XLA's sort and scans are 2-5x slower, and
+a compiled radix sort measured 4x slower than NumPy's vectorised one. Everything
 downstream is vectorised JAX.
 """
 
@@ -160,6 +163,23 @@ class ChunkReader:
   read: Callable[[Scratch], sp.csr_matrix]
 
 
+@dataclasses.dataclass(frozen=True)
+class GeneBlockReader:
+  """A block of genes of every cell (a CSC file's columns), read and scaled by the worker
+  thread that ranks it, into that thread's `Scratch`.
+
+  Attributes:
+    shape: (cells, genes) of the block: every cell of the file.
+    first_gene: the block's first gene.
+    nnz: its stored values.
+    read: Scratch -> (values [n] float32 log1p, cells [n] their rows, colptr [genes + 1]).
+  """
+  shape: tuple[int, int]
+  first_gene: int
+  nnz: int
+  read: Callable[[Scratch], tuple]
+
+
 def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, "sp.csr_matrix | ChunkReader"]],
                         n_genes: int, n_groups: int, key_format: KeyFormat,
                         threads: int | None = None, buffers: ScratchPool | None = None,
@@ -168,7 +188,8 @@ def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, "sp.csr_matrix | C
 
   Args:
     chunks: (group [rows], chunk) pairs; chunk: [rows, genes] float32 CSR log1p, or a
-      `ChunkReader` of it; groups as in `rank_sums`.
+      `ChunkReader` of it; groups as in `rank_sums`. Or (group [cells], `GeneBlockReader`)
+      pairs, each a block of genes of all the cells (none left out), blocks of distinct genes.
     n_genes: genes (columns) of every chunk.
     n_groups: number of groups, control included.
     key_format: `KeyFormat.for_values` of bounds on the chunks' positive values.
@@ -186,6 +207,10 @@ def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, "sp.csr_matrix | C
 
   def regroup(group, chunk, out):
     with buffers.lease() as scratch:
+      if isinstance(chunk, GeneBlockReader):
+        values, cells, colptr = chunk.read(scratch)
+        return gene_block_pieces(values, cells, colptr, start=chunk.first_gene, n_genes=n_genes,
+                                 group=group, key_format=key_format, scratch=scratch, out=out)
       if isinstance(chunk, ChunkReader):
         chunk = chunk.read(scratch)
       keep = group >= 0
@@ -198,7 +223,12 @@ def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, "sp.csr_matrix | C
     filled = 0
     for group, chunk in chunks:
       group = np.asarray(group, dtype=np.int64)
-      sizes += np.bincount(group[group >= 0], minlength=n_groups)
+      if not isinstance(chunk, GeneBlockReader):
+        sizes += np.bincount(group[group >= 0], minlength=n_groups)
+      elif (group < 0).any():
+        raise ValueError("a block of genes holds every cell: none may be left out")
+      else:  # every block holds every cell
+        sizes = np.bincount(group, minlength=n_groups)
       out = None
       if arena is not None and filled + chunk.nnz <= len(arena):
         out, filled = arena[filled:filled + chunk.nnz], filled + chunk.nnz
@@ -228,20 +258,9 @@ def gene_pieces(chunk: sp.csr_matrix, *, group: np.ndarray, key_format: KeyForma
   """
   scratch = scratch or Scratch()
   dtype, n = key_format.dtype, chunk.nnz
-  values = chunk.data[:n]
-  bits = values.view(np.uint32)
-  zeros = np.less_equal(values, 0, out=scratch.array("zeros", n, bool))
-  has_zeros = bool(zeros.any())
-  positive = bits[~zeros] if has_zeros else bits
-  if len(positive) and (int(positive.min()) < key_format.base or (
-      (int(positive.max()) - key_format.base) >> (8 * np.dtype(dtype).itemsize
-                                                  - key_format.label_bits))):
-    raise ValueError("values outside the range the sort keys were made for")
-  keys = scratch.array("keys", n, dtype)
-  np.subtract(bits, dtype(key_format.base), out=keys, casting="unsafe")
-  np.left_shift(keys, dtype(key_format.label_bits), out=keys)
+  keys, zeros = _value_keys(chunk.data[:n], key_format=key_format, scratch=scratch)
   normalize.apply_per_row(np.bitwise_or, keys, chunk.indptr, group.astype(dtype))
-  if has_zeros:
+  if zeros is not None:
     np.putmask(keys, zeros, np.iinfo(dtype).max)
   if _sparsetools is None or chunk.indptr.dtype != chunk.indices.dtype:
     by_gene = sp.csr_matrix((keys, chunk.indices[:n], chunk.indptr), shape=chunk.shape).tocsc()
@@ -251,6 +270,54 @@ def gene_pieces(chunk: sp.csr_matrix, *, group: np.ndarray, key_format: KeyForma
   _sparsetools.csr_tocsc(chunk.shape[0], chunk.shape[1], chunk.indptr, chunk.indices, keys,
                          colptr, scratch.array("csc_rows", n, chunk.indices.dtype), by_gene)
   return GenePieces(colptr.astype(np.int64), by_gene)
+
+
+def _value_keys(values: np.ndarray, *, key_format: KeyFormat, scratch: Scratch,
+                out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+  """[n] keys of float32 values with label 0, in `out` or `scratch`, and where the values are
+  <= 0 (None if nowhere), for the caller to label, then to pad."""
+  dtype, n = key_format.dtype, len(values)
+  bits = values.view(np.uint32)
+  zeros = np.less_equal(values, 0, out=scratch.array("zeros", n, bool))
+  has_zeros = bool(zeros.any())
+  positive = bits[~zeros] if has_zeros else bits
+  if len(positive) and (int(positive.min()) < key_format.base or (
+      (int(positive.max()) - key_format.base) >> (8 * np.dtype(dtype).itemsize
+                                                  - key_format.label_bits))):
+    raise ValueError("values outside the range the sort keys were made for")
+  keys = scratch.array("keys", n, dtype) if out is None else out[:n]
+  np.subtract(bits, dtype(key_format.base), out=keys, casting="unsafe")
+  np.left_shift(keys, dtype(key_format.label_bits), out=keys)
+  return keys, zeros if has_zeros else None
+
+
+def gene_block_pieces(values: np.ndarray, cells: np.ndarray, colptr: np.ndarray, *, start: int,
+                      n_genes: int, group: np.ndarray, key_format: KeyFormat,
+                      scratch: Scratch | None = None,
+                      out: np.ndarray | None = None) -> GenePieces:
+  """Sort keys of a block of genes' values (a CSC's columns [start, start + len(colptr) - 1)).
+
+  Args:
+    values: [n] float32 log1p values, gene by gene; cells: [n] the row of each.
+    colptr: [block genes + 1] where each gene's values start, from 0.
+    start, n_genes: the block's first gene and the genes of the file.
+    group: [cells] the group of every cell of the file (none left out).
+    key_format, scratch, out: as `gene_pieces` takes them.
+  """
+  scratch = scratch or Scratch()
+  n = len(values)
+  if out is None:
+    out = np.empty(n, key_format.dtype)
+  keys, zeros = _value_keys(values, key_format=key_format, scratch=scratch, out=out)
+  labels = np.take(group.astype(key_format.dtype, copy=False), cells,
+                   out=scratch.array("labels", n, key_format.dtype))
+  np.bitwise_or(keys, labels, out=keys)
+  if zeros is not None:
+    np.putmask(keys, zeros, np.iinfo(key_format.dtype).max)
+  stop = start + len(colptr) - 1
+  full = np.concatenate([np.zeros(start, np.int64), np.asarray(colptr, np.int64),
+                         np.full(n_genes - stop, int(colptr[-1]), np.int64)])
+  return GenePieces(full, keys)
 
 
 def rows_per_chunk(nonzero_per_row: float) -> int:

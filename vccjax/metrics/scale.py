@@ -7,8 +7,8 @@ value or one >= 15 is an error. Predicted and real files are scaled separately.
 
 Scaling needs the whole file once (the median total) before any cell can be scaled, so it is two
 steps over row chunks: `plan_scaling` (one pass: the decision and the cells' totals) and
-`apply_scaling` (per chunk). For a file that stores `X` as CSR, `plan_scaling_of_csr` and
-`read_scaled` do the same straight from disk into reused buffers. Counts come out bit-identical
+`apply_scaling` (per chunk). For a file that stores `X` as CSR or dense, `plan_scaling_of_rows`
+and `read_scaled` do the same straight from disk into reused buffers. Counts come out bit-identical
 to cell-eval's float32 scaling.
 """
 
@@ -22,7 +22,7 @@ from typing import Iterable
 import numpy as np
 import scipy.sparse as sp
 
-from vccjax.data import csr_rows, normalize
+from vccjax.data import csr_rows, dense_rows, normalize
 from vccjax.errors import InputError
 from vccjax.metrics import scratch as scratch_lib
 
@@ -41,12 +41,15 @@ class ScalePlan:
     totals: [cells] total count per cell (counts only).
     target_sum: the file's median total, scanpy's rule (counts only).
     low_positive, high: the smallest positive and the largest value of the file as stored.
+    kept_indptr: [cells + 1] row pointers of the values `read_scaled` keeps (a sparse file's
+      stored values, a dense file's nonzero ones); None where the plan was made of chunks.
   """
   counts: bool
   totals: np.ndarray | None = None
   target_sum: float | None = None
   low_positive: float = 1.0
   high: float = 1.0
+  kept_indptr: np.ndarray | None = None
 
   def log1p_bounds(self) -> tuple[float, float]:
     """Bounds (within float32 rounding) on the file's positive values once scaled."""
@@ -76,44 +79,56 @@ def plan_scaling(chunks: Iterable, *, where: str = "X", sparse: bool | None = No
     chunk_sparse = sp.issparse(chunk)
     facts.append((inspect_values(chunk.data if chunk_sparse else np.asarray(chunk)),
                   normalize.cell_totals(chunk)))
-    _check_finite(facts[-1][0], where)
-  return _plan(facts, where=where, sparse=chunk_sparse if sparse is None else sparse)
+    check_finite(facts[-1][0], where)
+  return plan_of_facts([f for f, _ in facts], _concatenate([t for _, t in facts]), where=where,
+                       sparse=chunk_sparse if sparse is None else sparse)
 
 
-def plan_scaling_of_csr(rows: csr_rows.CsrRows, *, where: str = "X", threads: int | None = None,
-                        buffers: scratch_lib.ScratchPool | None = None) -> ScalePlan:
-  """`plan_scaling` of a file whose `X` is CSR on disk, read directly: the values only (the
-  decision and the totals need no column indices), row ranges on a thread pool, into buffers
-  of `buffers` (reused by the thread that holds one)."""
+def plan_scaling_of_rows(rows: "csr_rows.CsrRows | dense_rows.DenseRows", *, where: str = "X",
+                         threads: int | None = None,
+                         buffers: scratch_lib.ScratchPool | None = None) -> ScalePlan:
+  """`plan_scaling` of a file read directly from disk (`csr_rows` or `dense_rows`): the values
+  only (the decision and the totals need no column indices), row ranges on a thread pool, into
+  buffers of `buffers` (reused by the thread that holds one). Float64 values are checked in
+  float64, as cell-eval checks them; the plan also counts the values `read_scaled` will keep."""
   buffers = buffers or scratch_lib.ScratchPool()
+  dense = isinstance(rows, dense_rows.DenseRows)
+  dtype = np.float64 if rows.value_dtype == np.float64 else np.float32
 
   def facts(row_range):
     start, stop = row_range
     with buffers.lease() as scratch:
-      values = scratch.array("data", int(rows.indptr[stop] - rows.indptr[start]), np.float32)
+      values = scratch.array("data", int(rows.indptr[stop] - rows.indptr[start]), dtype)
       indptr = rows.read(start, stop, data=values)
-      return inspect_values(values), normalize.row_totals(values, indptr)
+      kept = (np.count_nonzero(values.reshape(stop - start, -1), axis=1) if dense
+              else np.diff(indptr))
+      return inspect_values(values), normalize.row_totals(values, indptr), kept
 
   threads = threads or len(os.sched_getaffinity(0))
   with concurrent.futures.ThreadPoolExecutor(threads) as pool:
     found = list(pool.map(facts, rows.row_ranges(_VALUES_PER_READ)))
-  for values_facts, _ in found:
-    _check_finite(values_facts, where)
-  return _plan(found, where=where, sparse=True)
+  for values_facts, _, _ in found:
+    check_finite(values_facts, where)
+  kept = np.concatenate([[0]] + [k for _, _, k in found]).cumsum()
+  plan = plan_of_facts([f for f, _, _ in found], _concatenate([t for _, t, _ in found]),
+                       where=where, sparse=not dense)
+  return dataclasses.replace(plan, kept_indptr=kept.astype(np.int64))
 
 
-def _check_finite(values_facts, where):
+def check_finite(values_facts, where):
   if not values_facts[0]:
     raise InputError(where, "expression holds NaN or infinite values",
                      "write finite raw counts or log1p values")
 
 
-def _plan(facts: list, *, where: str, sparse: bool) -> ScalePlan:
-  """The ScalePlan of a file from each chunk's (`inspect_values`, cell totals), in row order."""
-  fractional = any(f[3] for f, _ in facts)
-  low = min([0.0] + [f[1] for f, _ in facts])
-  high = max([0.0] + [f[2] for f, _ in facts])
-  low_positive = _finite_or_one(min([np.inf] + [f[4] for f, _ in facts]))
+def plan_of_facts(value_facts: list, totals: np.ndarray, *, where: str,
+                  sparse: bool) -> ScalePlan:
+  """The ScalePlan of a file from its values' `inspect_values` (any number, any order) and its
+  [cells] total counts, in row order."""
+  fractional = any(f[3] for f in value_facts)
+  low = min([0.0] + [f[1] for f in value_facts])
+  high = max([0.0] + [f[2] for f in value_facts])
+  low_positive = _finite_or_one(min([np.inf] + [f[4] for f in value_facts]))
   if fractional:
     if low < 0 or high >= normalize.LOG1P_MAX:
       raise InputError(where, f"values look neither like counts nor log1p (range [{low:.3g}, "
@@ -123,7 +138,6 @@ def _plan(facts: list, *, where: str, sparse: bool) -> ScalePlan:
   if low < 0:
     raise InputError(where, "integer-valued expression with negative values",
                      "write raw non-negative counts")
-  totals = np.concatenate([t for _, t in facts]) if facts else np.zeros(0)
   # scanpy takes the median over all cells for CSR input but over non-zero totals for dense.
   try:
     target_sum = normalize.median_target_sum(totals if sparse else totals[totals > 0])
@@ -133,27 +147,39 @@ def _plan(facts: list, *, where: str, sparse: bool) -> ScalePlan:
                    low_positive=low_positive, high=high)
 
 
+def _concatenate(arrays: list) -> np.ndarray:
+  return np.concatenate(arrays) if arrays else np.zeros(0)
+
+
 def _finite_or_one(value: float) -> float:
   return float(value) if np.isfinite(value) else 1.0
 
 
-def read_scaled(rows: csr_rows.CsrRows, start: int, stop: int, scratch: scratch_lib.Scratch, *,
-                plan: ScalePlan) -> sp.csr_matrix:
-  """Rows [start, stop) of a CSR file, scaled by `plan` in `scratch`'s buffers (float32 CSR).
+def read_scaled(rows: "csr_rows.CsrRows | dense_rows.DenseRows", start: int, stop: int,
+                scratch: scratch_lib.Scratch, *, plan: ScalePlan) -> sp.csr_matrix:
+  """Rows [start, stop) of a file read directly, scaled by `plan` in `scratch`'s buffers.
 
-  The same float32 operations as `apply_scaling` (`normalize.apply_per_row`), so the same bits;
-  the matrix shares the buffers, so it is valid until `scratch` reads the next chunk.
+  A dense file's rows come as the CSR of their nonzero values. The same float32 operations as
+  `apply_scaling` (`normalize.apply_per_row`), so the same bits; the matrix shares the buffers,
+  so it is valid until `scratch` reads the next chunk.
+
+  Returns:
+    [stop - start, genes] float32 CSR log1p.
   """
-  n = int(rows.indptr[stop] - rows.indptr[start])
+  n = int(plan.kept_indptr[stop] - plan.kept_indptr[start])
   index_dtype = np.int32 if rows.shape[1] < 2**31 else np.int64
   data = scratch.array("data", n, np.float32)
   indices = scratch.array("indices", n, index_dtype)
-  indptr = rows.read(start, stop, data=data, indices=indices)
+  block = None
+  if isinstance(rows, dense_rows.DenseRows):
+    block = scratch.array("block", (stop - start) * rows.shape[1], np.float32)
+  indptr = rows.read(start, stop, data=data, indices=indices, block=block)
   if plan.counts:
     factor = normalize.size_factors(plan.totals[start:stop], target_sum=plan.target_sum)
     normalize.apply_per_row(np.divide, data, indptr, factor)
-    np.log1p(data, out=data)
-  return sp.csr_matrix((data, indices, indptr), shape=(stop - start, rows.shape[1]), copy=False)
+    np.log1p(data[:indptr[-1]], out=data[:indptr[-1]])
+  return sp.csr_matrix((data[:indptr[-1]], indices[:indptr[-1]], indptr),
+                       shape=(stop - start, rows.shape[1]), copy=False)
 
 
 def apply_scaling(chunk, *, plan: ScalePlan, start: int):

@@ -7,21 +7,23 @@
 Prints the raw, baseline and baseline-scaled DES, PDS and MAE and the overall score (cell-eval
 0.6.6 + pdex 0.1.27 rules by default). The baseline is the cell-mean baseline, either built here
 from a training file and a `pert_counts` table (as `cell-eval baseline` builds it) or read from
-a file `cell-eval baseline` wrote. Each file is read, scaled and summarised in row chunks, never
-whole (memory: about 4 bytes per nonzero value of the file being summarised; the real and
-predicted files are summarised one after the other). `--json` also writes a per-perturbation table.
+a file `cell-eval baseline` wrote. Each file (X dense, CSR or CSC; counts or log1p) is read,
+scaled and summarised in pieces, never whole (memory: about 4 bytes per nonzero value of the file
+being summarised; the real and predicted files are summarised one after the other; a baseline
+built here is ranked in closed form, its cells never formed). `--json` also writes a per-perturbation table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from vccjax import atomic
 from vccjax import metrics
 from vccjax.data import io
-from vccjax.errors import cli_exit_on_input_error
+from vccjax.errors import InputError, cli_exit_on_input_error
 from vccjax.score import file_scores
 
 
@@ -63,9 +65,25 @@ def parse_args(argv=None) -> argparse.Namespace:
   return args
 
 
+def prepare_json_directory(path: str) -> None:
+  """Creates the directory of the `--json` file before scoring (minutes), so that the scores
+  are never lost to a missing or unwritable directory after them."""
+  directory = os.path.dirname(os.path.abspath(path))
+  try:
+    os.makedirs(directory, exist_ok=True)
+  except OSError as e:
+    raise InputError(f"--json {path}", f"cannot create its directory ({e.strerror})",
+                     "pass a path in a directory you can write") from e
+  if not os.access(directory, os.W_OK):
+    raise InputError(f"--json {path}", f"its directory {directory} is not writable",
+                     "pass a path in a directory you can write")
+
+
 @cli_exit_on_input_error
 def main(argv=None) -> dict:
   args = parse_args(argv)
+  if args.json:
+    prepare_json_directory(args.json)
   scores = file_scores.score_files(pred_path=args.pred, real_path=args.real, train_path=args.train,
                                    pert_counts_path=args.pert_counts, baseline_path=args.baseline,
                                    fdr=args.fdr, control_label=args.control_label,

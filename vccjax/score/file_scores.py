@@ -7,13 +7,12 @@ from a training file and a `pert_counts` table or read from a file `cell-eval ba
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import scipy.sparse as sp
 
 from vccjax import metrics
-from vccjax.data import csr_rows, io
+from vccjax.data import csc_columns, io
+from vccjax.score import stored_x
 from vccjax.errors import InputError
 
 _TRAIN_ROWS_PER_CHUNK = 8192
@@ -22,43 +21,24 @@ _TRAIN_ROWS_PER_CHUNK = 8192
 def load_summary(path: str, *, control_label: str, buffers: metrics.ScratchPool | None = None):
   """Reads, scales (as cell-eval) and summarises one file: (FileSummary, gene names).
 
-  Two passes over row chunks (the scaling needs the file's median total first), so the file is
-  never in memory as a whole. A file that stores `X` as CSR (the VCC layout) is read directly,
-  each chunk by the worker thread that ranks it, into reused buffers (from `buffers`, which
-  successive calls may share).
+  Two passes (the scaling needs the file's median total first) over pieces of the file
+  (`stored_x`: row ranges of a CSR or dense `X`, blocks of genes of a CSC one), so it is never in
+  memory as a whole; each piece is read by the worker thread that ranks it, into reused buffers
+  (from `buffers`, which successive calls may share).
   """
   adata = io.read_h5ad(path, backed=True)
   labels = io.read_labels(adata, path=path, control_label=control_label)
-  per_row = io.stored_values_per_row(adata)
-  rows = metrics.rows_per_chunk(per_row)
-  stored = csr_rows.CsrRows.of(adata)
-  plan = _scaling_plan(adata, stored, path=path, rows=rows, buffers=buffers)
-  if stored is None:
-    chunks = _anndata_scaled_chunks(adata, plan=plan, rows=rows)
-  else:
-    chunks = ((start, metrics.ChunkReader(
-        (stop - start, adata.n_vars), int(stored.indptr[stop] - stored.indptr[start]),
-        functools.partial(metrics.read_scaled, stored, start, stop, plan=plan)))
-              for start, stop in stored.row_ranges(rows * per_row))
+  stored = stored_x.direct_reader(adata)
+  rows = metrics.rows_per_chunk(io.stored_values_per_row(adata))
+  plan = stored_x.scaling_plan(adata, stored, where=f"{path} X", rows=rows, buffers=buffers)
+  if stored is not None:  # the rows of a chunk of about _VALUES_PER_CHUNK values once read
+    rows = metrics.rows_per_chunk(plan.kept_indptr[-1] / max(adata.n_obs, 1))
   summary = metrics.summarize_chunks(
-      chunks=chunks, targets=labels.target_gene, n_genes=adata.n_vars,
-      value_bounds=plan.log1p_bounds(), control_label=control_label, where=path,
-      buffers=buffers, n_values=None if stored is None else int(stored.indptr[-1]))
+      chunks=stored_x.ranking_chunks(adata, stored, plan, rows=rows),
+      targets=labels.target_gene, n_genes=adata.n_vars, value_bounds=plan.log1p_bounds(),
+      control_label=control_label, where=path, buffers=buffers,
+      n_values=None if stored is None else int(plan.kept_indptr[-1]))
   return summary, labels.gene_names
-
-
-def _scaling_plan(adata, stored, *, path: str, rows: int, buffers=None):
-  """The file's ScalePlan: from direct reads of its CSR values (`stored`), or anndata's chunks."""
-  if stored is None:
-    return metrics.plan_scaling(io.iter_row_chunks(adata, rows), where=f"{path} X",
-                                sparse=io.x_is_sparse(adata))
-  return metrics.plan_scaling_of_csr(stored, where=f"{path} X", buffers=buffers)
-
-
-def _anndata_scaled_chunks(adata, *, plan, rows: int):
-  """(start, float32 log1p chunk) over `X` through anndata, `rows` rows at a time."""
-  return ((start, metrics.apply_scaling(chunk, plan=plan, start=start))
-          for start, chunk in io.iter_row_chunks(adata, rows))
 
 
 def load_summaries(paths: list[str], *, control_label: str) -> list:
@@ -91,47 +71,45 @@ def raw_file_scores(*, pred_path: str, real_path: str, control_label: str = io.C
                          fold_change_clip=fold_change_clip)
 
 
-def training_baseline(train_path: str, *, pert_counts: dict, control_label: str):
-  """`cell-eval baseline` from a training file, streamed in row chunks (two passes).
+def training_profile(train_path: str, *, control_label: str):
+  """The cell-mean baseline's parts from a training file, streamed in pieces (two passes).
 
   Returns:
-    (log1p [cells, genes] float32, targets [cells], gene names [genes]).
+    (profile [genes] float32 mean of the groups' log1p pseudobulks, control cells [controls,
+    genes] float32 CSR log1p, gene names [genes]).
   """
   adata = io.read_h5ad(train_path, backed=True)
   labels = io.read_labels(adata, path=train_path, control_label=control_label)
-  stored = csr_rows.CsrRows.of(adata)
-  plan = _scaling_plan(adata, stored, path=train_path, rows=_TRAIN_ROWS_PER_CHUNK)
-  if stored is None:
-    chunks = _anndata_scaled_chunks(adata, plan=plan, rows=_TRAIN_ROWS_PER_CHUNK)
-  else:  # read straight into one reused buffer: each chunk is used up before the next is read
-    scratch = metrics.Scratch()
-    values_per_chunk = int(_TRAIN_ROWS_PER_CHUNK * io.stored_values_per_row(adata))
-    chunks = ((start, metrics.read_scaled(stored, start, stop, scratch, plan=plan))
-              for start, stop in stored.row_ranges(values_per_chunk))
+  stored = stored_x.direct_reader(adata)
+  plan = stored_x.scaling_plan(adata, stored, where=f"{train_path} X",
+                               rows=_TRAIN_ROWS_PER_CHUNK)
   names, group = np.unique(labels.target_gene, return_inverse=True)
   sums = np.zeros((len(names), adata.n_vars))
-  controls = []
-  for start, log1p in chunks:
-    rows = slice(start, start + log1p.shape[0])
-    sums += metrics.group_sums(log1p_expr=log1p, group=group[rows], n_groups=len(names))
-    controls.append(log1p[labels.is_control[rows]])
+  controls = []  # [cells, genes] pieces: row ranges, or blocks of genes of a CSC file
+  for (cells, genes), log1p in stored_x.scaled_pieces(adata, stored, plan,
+                                                     rows=_TRAIN_ROWS_PER_CHUNK):
+    sums[:, genes] += metrics.group_sums(log1p_expr=log1p, group=group[cells],
+                                         n_groups=len(names))
+    controls.append(sp.csr_matrix(log1p[np.flatnonzero(labels.is_control[cells])]))
+  stack = sp.hstack if isinstance(stored, csc_columns.CscColumns) else sp.vstack
   profile = metrics.mean_of_pseudobulks(sums / np.bincount(group)[:, None])
-  log1p, targets = metrics.assemble_baseline(profile=profile, control_log1p=sp.vstack(controls),
-                                             pert_counts=pert_counts, control_label=control_label)
-  return log1p, targets, labels.gene_names
+  return profile, stack(controls, format="csr"), labels.gene_names
 
 
 def baseline_summary(*, train_path=None, pert_counts_path=None, baseline_path=None,
                      control_label: str):
-  """Summary of the cell-mean baseline: built from training cells, or read from its file."""
+  """Summary of the cell-mean baseline: built from training cells, or read from its file.
+
+  Built, it is ranked in closed form (`metrics.summarize_cell_mean_baseline`): its cells, all
+  copies of one profile but for the controls, are never formed.
+  """
   if baseline_path is not None:
     return load_summary(baseline_path, control_label=control_label)
   counts = io.read_pert_counts(pert_counts_path)
-  log1p, targets, genes = training_baseline(
-      train_path, pert_counts=dict(zip(counts.target_gene, counts.n_cells)),
-      control_label=control_label)
-  summary = metrics.summarize(log1p_expr=log1p, targets=targets, control_label=control_label,
-                              where=f"baseline from {train_path}")
+  profile, controls, genes = training_profile(train_path, control_label=control_label)
+  summary = metrics.summarize_cell_mean_baseline(
+      profile=profile, control_log1p=controls,
+      pert_counts=dict(zip(counts.target_gene, counts.n_cells)), control_label=control_label)
   return summary, genes
 
 

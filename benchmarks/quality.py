@@ -1,6 +1,6 @@
 r"""The README's results table: every model on the four real files of ../shared/data, one config.
 
-  python benchmarks/quality.py --out=/tmp/vccjax_quality [--models=cell_mean,linear,set_tx]
+  python benchmarks/quality.py --out=/tmp/vccjax_quality [--models=mean_effect,linear,set_tx]
 
 Runs `python -m vccjax.benchmark` (config `configs/set_tx.py:bench`, the same for every file)
 on each file with its split, then prints a markdown table (mean over folds, sd in brackets) and
@@ -32,7 +32,7 @@ RUNS = [
 def main():
   p = argparse.ArgumentParser(description=__doc__)
   p.add_argument("--out", required=True)
-  p.add_argument("--models", default="cell_mean,linear,set_tx")
+  p.add_argument("--models", default="mean_effect,linear,set_tx")
   p.add_argument("--only", default="", help="comma-separated file names to run")
   args, passthrough = p.parse_known_args()
   rows, t_all = [], time.time()

@@ -1,7 +1,7 @@
 r"""`python -m vccjax.benchmark`: models side by side on held-out targets of any VCC-layout file.
 
   python -m vccjax.benchmark --data=FILE --folds=3 --out=DIR
-  python -m vccjax.benchmark --data=FILE --test_targets=A,B --models=cell_mean,linear,set_tx \
+  python -m vccjax.benchmark --data=FILE --test_targets=A,B --models=mean_effect,linear,set_tx \
       --config=configs/set_tx.py:bench --config.train.steps=500 --out=DIR
 
 For each fold (a disjoint group of held-out test targets), every model is trained on the other
@@ -43,7 +43,7 @@ _CELL_TYPE = flags.DEFINE_string(
     "holdout_cell_type", "", "Transfer: hold out every perturbation of this cell type ('all': "
     "one fold per cell type). Perturbed cells are relabelled TARGET@CELLTYPE; the model knows "
     "the same target in the other cell types and the held-out type's control cells.")
-_MODELS = flags.DEFINE_list("models", ["cell_mean", "linear", "set_tx"], "Models to compare.")
+_MODELS = flags.DEFINE_list("models", ["mean_effect", "linear", "set_tx"], "Models to compare.")
 _OUT = flags.DEFINE_string("out", None, "Output directory.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the folds.")
 flags.mark_flags_as_required(["data", "out"])

@@ -15,6 +15,7 @@ import numpy as np
 
 from vccjax import logbook
 from vccjax.data import synthetic_source
+from vccjax.errors import InputError
 from vccjax.experiment import assembly
 from vccjax.experiment import training_data
 from vccjax.models import baselines
@@ -26,7 +27,8 @@ from vccjax.train import sharding
 from vccjax.train import steps
 
 
-CLOSED_FORM = ("cell_mean", "linear", "additive")  # models fitted without gradient steps
+# Models fitted without gradient steps.
+CLOSED_FORM = ("mean_effect", "linear", "additive", "nearest", "nearest_k")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -68,10 +70,17 @@ def closed_form_params(exp, enc) -> dict:
   """Parameters of the closed-form baselines, fitted on the training targets only."""
   ds = exp.dataset
   rows = np.array([ds.targets.index(t) for t in exp.split.train])
-  if exp.config.model.name == "cell_mean":
+  if exp.config.model.name == "mean_effect":
     return baselines.fit_mean_effect(effects=ds.target_lfc[rows])
   if exp.config.model.name == "additive":
     return {"params": {}}
+  if exp.config.model.name in ("nearest", "nearest_k"):
+    if exp.memory.go is None:
+      raise InputError("config.features.go_path", f"{exp.config.model.name} needs GO annotations",
+                       "set --config.features.go_path=go_bp_annotations.tsv.gz")
+    columns = np.array([enc.target_out_pos[i, 0] if enc.pert_gene_mask[i].sum() == 1 else -1
+                        for i in rows])
+    return baselines.fit_nearest_effect(effects=ds.target_lfc[rows], target_columns=columns)
   pooled = assembly.pooled_features(enc)[rows]
   return baselines.fit_linear_effect(features=pooled, effects=ds.target_lfc[rows],
                                      ridge=exp.ridge)

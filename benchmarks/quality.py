@@ -59,14 +59,16 @@ def main():
 
 
 def print_table(rows) -> None:
-  print("\n| data | split | model | DES | PDS | MAE | overall |")
-  print("|---|---|---|---|---|---|---|")
+  print("\n| data | split | model | DES | PDS | MAE | overall | per target [95% CI] |")
+  print("|---|---|---|---|---|---|---|---|")
   for name, words, summary, _, _ in rows:
     for model, m in summary.items():
       cell = lambda k: f"{m[k]['mean']:.3f} ({m[k]['sd']:.2f})"
       overall = f"{m['overall']['mean']:.2f} ({m['overall']['sd']:.2f})" if "overall" in m else "0"
+      t = m.get("per_target_overall")
+      per_target = f"{t['mean']:.2f} [{t['ci_low']:.1f}, {t['ci_high']:.1f}]" if t else ""
       print(f"| {name} | {words} | {model} | {cell('des')} | {cell('pds')} | {cell('mae')} | "
-            f"{overall} |")
+            f"{overall} | {per_target} |")
   print("\ncommands (OUT = your output directory):")
   for name, _, _, command, seconds in rows:
     print(f"  {command}    # {seconds:.0f}s")

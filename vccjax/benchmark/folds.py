@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from vccjax.benchmark import statistics
 from vccjax.data import dataset as dataset_lib
 from vccjax.data import splits
 from vccjax.data import targets as targets_lib
@@ -71,13 +72,21 @@ def run_fold(config, *, fold_dir: str, test: list[str], models: list[str], log) 
 
 
 def summary_table(per_fold: list[dict], models: list[str]) -> tuple[str, dict]:
-  """A printed table of mean (sd) over folds, and the same numbers as a dict."""
+  """A printed table of mean (sd) over (repeat, fold) pairs, and the same numbers as a dict.
+
+  per_fold: [{"repeat", "fold", "scores": {model: fold scores}}]. Each model's row also has the
+  mean of its per-target overall scores (unclipped, `statistics`) with the 95% bootstrap
+  interval over targets.
+  """
   rows, summary = [], {}
-  base = {k: [f[models[0]][f"{k}_baseline"] for f in per_fold] for k in ("des", "pds", "mae")}
+  scores = [f["scores"] for f in per_fold]
+  target_rows = statistics.target_rows(per_fold, models)
+  base = {k: [f[models[0]][f"{k}_baseline"] for f in scores] for k in ("des", "pds", "mae")}
   entries = [("cell-eval baseline", {**{k: base[k] for k in base},
-                                     **{k: [0.0] * len(per_fold) for k in METRIC_KEYS[3:]}})]
-  entries += [(m, {k: [f[m][k] for f in per_fold] for k in METRIC_KEYS}) for m in models]
-  header = f"{'model':<20}" + "".join(f"{k:>13}" for k in METRIC_KEYS)
+                                     **{k: [0.0] * len(scores) for k in METRIC_KEYS[3:]}})]
+  entries += [(m, {k: [f[m][k] for f in scores] for k in METRIC_KEYS}) for m in models]
+  header = (f"{'model':<20}" + "".join(f"{k:>13}" for k in METRIC_KEYS)
+            + f"{'per target [95% CI]':>26}")
   for name, values in entries:
     summary[name] = {k: {"mean": float(np.mean(v)), "sd": float(np.std(v))}
                      for k, v in values.items()}
@@ -85,5 +94,24 @@ def summary_table(per_fold: list[dict], models: list[str]) -> tuple[str, dict]:
     for k in METRIC_KEYS:
       v = values[k]
       cells.append(f"{np.mean(v):8.3f}" + (f"({np.std(v):.2f})" if len(v) > 1 else " " * 6))
-    rows.append(f"{name:<20}" + "".join(f"{c:>13}" for c in cells))
+    interval = ""
+    if name in models:
+      mean, lo, hi = statistics.mean_interval(
+          list(statistics.per_target_means(target_rows, name).values()))
+      summary[name]["per_target_overall"] = {"mean": mean, "ci_low": lo, "ci_high": hi}
+      interval = f"{mean:.2f} [{lo:.1f}, {hi:.1f}]"
+    rows.append(f"{name:<20}" + "".join(f"{c:>13}" for c in cells) + f"{interval:>26}")
   return "\n".join([header] + rows), summary
+
+
+def paired_table(target_rows: list[dict], model: str, peers: list[str]) -> tuple[str, dict]:
+  """`model` against each peer, per target: win/tie/loss, mean difference [95% interval]."""
+  ours = statistics.per_target_means(target_rows, model)
+  lines, result = [f"{model + ' vs':<20}{'win/tie/loss':>14}{'mean diff':>11}{'95% CI':>18}"], {}
+  for peer in peers:
+    p = statistics.paired(ours, statistics.per_target_means(target_rows, peer))
+    result[peer] = p
+    interval = f"[{p['low']:.1f}, {p['high']:.1f}]"
+    counts = f"{p['wins']}/{p['ties']}/{p['losses']}"
+    lines.append(f"{peer:<20}{counts:>14}{p['mean_difference']:>11.2f}{interval:>18}")
+  return "\n".join(lines), result

@@ -44,6 +44,8 @@ def _fold(repeat, fold, model_rows):
     scores[model] = {"des": 0.0, "pds": 0.0, "mae": 0.0, "des_scaled": 0.0, "pds_scaled": 0.0,
                      "mae_scaled": 0.0, "overall": float(np.mean([r[1] for r in rows])),
                      "des_baseline": 0.0, "pds_baseline": 0.5, "mae_baseline": 1.0,
+                     "pds_centroid": 0.5, "pearson_centred": 0.0,
+                     "pds_centroid_baseline": 0.5, "pearson_centred_baseline": 0.0,
                      "per_target": [{"perturbation": t, "des": d, "pds": 0.5, "mae": 1.0}
                                     for t, d in rows]}
   return {"repeat": repeat, "fold": fold, "scores": scores}

@@ -16,7 +16,9 @@ from vccjax.data import targets as targets_lib
 from vccjax.errors import InputError
 from vccjax.train import loop
 
-METRIC_KEYS = ("des", "pds", "mae", "des_scaled", "pds_scaled", "mae_scaled", "overall")
+METRIC_KEYS = ("des", "pds", "mae", "des_scaled", "pds_scaled", "mae_scaled", "overall",
+               "pds_centroid", "pearson_centred")
+_RAW = ("des", "pds", "mae", "pds_centroid", "pearson_centred")  # the baseline row has these
 
 
 def fold_targets(path: str, *, test_targets: str, folds: int, kind: str, seed: int,
@@ -81,9 +83,8 @@ def summary_table(per_fold: list[dict], models: list[str]) -> tuple[str, dict]:
   rows, summary = [], {}
   scores = [f["scores"] for f in per_fold]
   target_rows = statistics.target_rows(per_fold, models)
-  base = {k: [f[models[0]][f"{k}_baseline"] for f in scores] for k in ("des", "pds", "mae")}
-  entries = [("cell-eval baseline", {**{k: base[k] for k in base},
-                                     **{k: [0.0] * len(scores) for k in METRIC_KEYS[3:]}})]
+  base = {k: [f[models[0]][f"{k}_baseline"] for f in scores] for k in _RAW}
+  entries = [("cell-eval baseline", {k: base.get(k, [0.0] * len(scores)) for k in METRIC_KEYS})]
   entries += [(m, {k: [f[m][k] for f in scores] for k in METRIC_KEYS}) for m in models]
   header = (f"{'model':<20}" + "".join(f"{k:>13}" for k in METRIC_KEYS)
             + f"{'per target [95% CI]':>26}")

@@ -67,7 +67,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict(dict(
       name="set_tx", hidden=128, layers=2, heads=4, mlp_ratio=2, dropout=0.0, decoder_rank=64,
-      knockdown=True))
+      knockdown=True, memory=False))
 
   c.loss = ml_collections.ConfigDict(dict(
       distribution="energy", distribution_weight=1.0, pseudobulk_weight=10.0))
@@ -77,7 +77,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       ridge=0.0))  # ridge prior / linear baseline penalty; <= 0: chosen by leave-one-out
 
   c.train = ml_collections.ConfigDict(dict(
-      steps=1500, log_every=50, eval_every=500, checkpoint_every=250, keep_checkpoints=2))
+      steps=1500, log_every=50, eval_every=500, checkpoint_every=250, keep_checkpoints=2,
+      memory_hide=0.25))  # episodic training: share of the memory hidden at each step
 
   c.eval = ml_collections.ConfigDict(dict(
       fdr="global", max_cells_per_target=1000, max_control_cells=2000,
@@ -113,7 +114,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         "file:" + os.path.join(SHARED_DATA, "replogle22_k562_effects.npz"),
         "file:" + os.path.join(SHARED_DATA, "vcc_train_targets_esm2.npz")])
     c.features.go_path = os.path.join(SHARED_DATA, "go_bp_annotations.tsv.gz")
-    c.model.update(hidden=64, layers=1, heads=4, decoder_rank=32)
+    c.model.update(hidden=64, layers=1, heads=4, decoder_rank=32, memory=True)
     c.train.update(steps=400, log_every=50, eval_every=100, checkpoint_every=100)
     c.optim.warmup_steps = 50
   else:

@@ -167,6 +167,11 @@ def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, 
                               cells_per_step=config.data.batch_size * config.data.set_size)
   for step in range(start, total):
     batch = to_train_batch(exp, enc, target_rows, sampler.sample(step, sets=own_sets), lfc=lfc)
+    if exp.memory.size:
+      hidden = training_data.hide_memory(
+          batch.inputs.memory_mask, fraction=config.train.get("memory_hide", 0.0),
+          rng=np.random.default_rng([config.seed, step]))
+      batch = batch._replace(inputs=batch.inputs._replace(memory_mask=hidden))
     state, metrics = train_step(state, sharding.put_batch(batch, mesh), key)
     done = step + 1
     if done % config.train.log_every == 0 or done == total:

@@ -17,6 +17,7 @@ overall score) and, when `set_tx` runs, its per-target paired difference against
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -53,6 +54,8 @@ _OUT = flags.DEFINE_string("out", None, "Output directory.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the folds.")
 _REPEATS = flags.DEFINE_integer("repeats", 1, "Reruns of the K folds, with fold seeds seed + r.")
 _PAIRED = flags.DEFINE_string("paired", "set_tx", "The model compared per target with the others.")
+_SUMMARIZE = flags.DEFINE_bool("summarize_only", False, "Recompute the tables of an existing "
+                               "--out/results.json (no training).")
 flags.mark_flags_as_required(["data", "out"])
 
 
@@ -68,6 +71,12 @@ def main(argv):
   os.makedirs(out, exist_ok=True)
   models = _MODELS.value
   t0 = time.time()
+  if _SUMMARIZE.value:
+    with open(os.path.join(out, "results.json")) as f:
+      previous = json.load(f)
+    report(out, previous["per_fold"], previous["models"], groups=previous["folds"],
+           config=previous["config"], seconds=previous["seconds"])
+    return
   try:
     if _CELL_TYPE.value:
       cell_type_groups = folds.cell_type_folds(config, out, _CELL_TYPE.value)
@@ -86,24 +95,32 @@ def main(argv):
             config, fold_dir=os.path.join(out, name), test=test, models=models, log=print)})
   except (InputError, loop.NonFiniteLossError) as e:
     raise SystemExit(f"error: {e}")
+  report(out, per_fold, models, groups=groups, config=config.to_dict(), seconds=time.time() - t0)
+
+
+def report(out: str, per_fold: list[dict], models: list[str], *, groups, config: dict,
+           seconds: float) -> None:
+  """Writes `out/results.json` (scores, per-target rows, summary, paired) and prints the tables."""
+  repeats = 1 + max(f["repeat"] for f in per_fold)
   table, summary = folds.summary_table(per_fold, models)
   target_rows = statistics.target_rows(per_fold, models)
   paired, paired_result = "", {}
   if _PAIRED.value in models and len(models) > 1:
-    paired, paired_result = folds.paired_table(target_rows, _PAIRED.value,
+    paired, paired_result = folds.paired_table(per_fold, _PAIRED.value,
                                                [m for m in models if m != _PAIRED.value])
   logbook.write_json_atomic(os.path.join(out, "results.json"), {
-      "data": config.data.path, "folds": groups, "models": models, "repeats": _REPEATS.value,
+      "data": config["data"]["path"], "folds": groups, "models": models, "repeats": repeats,
       "summary": summary, "paired": paired_result, "per_fold": per_fold,
-      "per_target": target_rows, "config": config.to_dict(), "seconds": time.time() - t0})
-  print(f"\n{os.path.basename(config.data.path)}: {len(per_fold)} (repeat, fold) pair(s) of "
+      "per_target": target_rows, "config": config, "seconds": seconds})
+  print(f"\n{os.path.basename(config['data']['path'])}: {len(per_fold)} (repeat, fold) pair(s) of "
         f"held-out targets, mean (sd) over them; scaled scores against the cell-mean baseline; "
-        f"95% CI: bootstrap over targets of the per-target overall score")
+        f"95% CI: bootstrap over the held-out targets of each (repeat, fold) pair")
   print(table)
   if paired:
-    print(f"\nper target (overall, mean over repeats): {_PAIRED.value} minus each peer")
+    print(f"\n{_PAIRED.value} minus each peer: targets won/tied/lost (per-target overall, mean "
+          f"over repeats); difference of mean overall [paired 95% bootstrap CI over targets]")
     print(paired)
-  print(f"[bench] wrote {out}/results.json ({time.time() - t0:.0f}s)")
+  print(f"[bench] wrote {out}/results.json ({seconds:.0f}s)")
 
 
 if __name__ == "__main__":

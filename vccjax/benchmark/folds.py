@@ -77,17 +77,15 @@ def summary_table(per_fold: list[dict], models: list[str]) -> tuple[str, dict]:
   """A printed table of mean (sd) over (repeat, fold) pairs, and the same numbers as a dict.
 
   per_fold: [{"repeat", "fold", "scores": {model: fold scores}}]. Each model's row also has the
-  mean of its per-target overall scores (unclipped, `statistics`) with the 95% bootstrap
-  interval over targets.
+  95% bootstrap interval over targets of its mean overall score (`statistics`).
   """
   rows, summary = [], {}
   scores = [f["scores"] for f in per_fold]
-  target_rows = statistics.target_rows(per_fold, models)
   base = {k: [f[models[0]][f"{k}_baseline"] for f in scores] for k in _RAW}
   entries = [("cell-eval baseline", {k: base.get(k, [0.0] * len(scores)) for k in METRIC_KEYS})]
   entries += [(m, {k: [f[m][k] for f in scores] for k in METRIC_KEYS}) for m in models]
   header = (f"{'model':<20}" + "".join(f"{k:>13}" for k in METRIC_KEYS)
-            + f"{'per target [95% CI]':>26}")
+            + f"{'overall 95% CI':>18}")
   for name, values in entries:
     summary[name] = {k: {"mean": float(np.mean(v)), "sd": float(np.std(v))}
                      for k, v in values.items()}
@@ -97,20 +95,19 @@ def summary_table(per_fold: list[dict], models: list[str]) -> tuple[str, dict]:
       cells.append(f"{np.mean(v):8.3f}" + (f"({np.std(v):.2f})" if len(v) > 1 else " " * 6))
     interval = ""
     if name in models:
-      mean, lo, hi = statistics.mean_interval(
-          list(statistics.per_target_means(target_rows, name).values()))
-      summary[name]["per_target_overall"] = {"mean": mean, "ci_low": lo, "ci_high": hi}
-      interval = f"{mean:.2f} [{lo:.1f}, {hi:.1f}]"
-    rows.append(f"{name:<20}" + "".join(f"{c:>13}" for c in cells) + f"{interval:>26}")
+      _, lo, hi = statistics.overall_interval(per_fold, name)
+      summary[name]["overall"].update(ci_low=lo, ci_high=hi)
+      interval = f"[{lo:.1f}, {hi:.1f}]"
+    rows.append(f"{name:<20}" + "".join(f"{c:>13}" for c in cells) + f"{interval:>18}")
   return "\n".join([header] + rows), summary
 
 
-def paired_table(target_rows: list[dict], model: str, peers: list[str]) -> tuple[str, dict]:
-  """`model` against each peer, per target: win/tie/loss, mean difference [95% interval]."""
-  ours = statistics.per_target_means(target_rows, model)
+def paired_table(per_fold: list[dict], model: str, peers: list[str]) -> tuple[str, dict]:
+  """`model` against each peer: per-target win/tie/loss, mean difference [95% interval]."""
+  target_rows = statistics.target_rows(per_fold, [model] + peers)
   lines, result = [f"{model + ' vs':<20}{'win/tie/loss':>14}{'mean diff':>11}{'95% CI':>18}"], {}
   for peer in peers:
-    p = statistics.paired(ours, statistics.per_target_means(target_rows, peer))
+    p = statistics.paired(per_fold, target_rows, model, peer)
     result[peer] = p
     interval = f"[{p['low']:.1f}, {p['high']:.1f}]"
     counts = f"{p['wins']}/{p['ties']}/{p['losses']}"

@@ -1,29 +1,85 @@
 """Per-target scores over repeats of the folds, bootstrap intervals and paired model comparisons.
 
-A target's overall score is 100 x the mean of its three scaled scores, each scaled against its
-fold's cell-mean baseline as the fold's score is (DES, PDS: (x - base) / (1 - base); MAE:
-1 - x / base), without the clip at 0 that the official fold score applies: so the mean over a
-fold's targets is the fold's overall score whenever no scaled score of the fold is negative.
-Intervals come from a percentile bootstrap over targets (each target's value averaged over the
-repeats that held it out), so they say how much the figure depends on which targets a screen has.
+The figure of a model is the official one: the mean over (repeat, fold) pairs of the fold's
+overall score. Its 95% interval is a bootstrap over targets: each draw resamples the held-out
+targets of every (repeat, fold) pair with replacement, recomputes each fold's overall score from
+the drawn targets' DES, PDS and MAE (scaled against the fold's cell-mean baseline, held fixed,
+and clipped at 0 as the official score is) and averages over the pairs. The clip makes the
+draws' distribution sit above the estimate (a scaled score near 0 can only gain from noise), so
+the interval is the basic bootstrap one, [2 x estimate - 97.5th, 2 x estimate - 2.5th
+percentile], which corrects that bias (the plain percentile interval would not). A paired
+comparison draws the same targets for both models, so its interval is that of the difference.
+
+Per target (win / tie / loss counts): a target's overall score is the official rule applied to
+it alone: 100 x the mean of its three scaled scores, each scaled against its fold's baseline and
+clipped at 0, averaged over the repeats that held it out.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+METRICS = ("des", "pds", "mae")
 N_BOOTSTRAP = 2000
 TIE = 1e-9  # |difference| at or below this is a tie
 
 
+def overall(x: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+  """Official overall score(s): x [..., 3] mean DES, PDS, MAE; baseline [3] -> [...]."""
+  with np.errstate(divide="ignore", invalid="ignore"):
+    scaled = np.concatenate([(x[..., :2] - baseline[:2]) / (1 - baseline[:2]),
+                             1 - x[..., 2:] / baseline[2:]], axis=-1)
+  scaled[~np.isfinite(scaled)] = 0.0
+  return 100.0 * np.clip(scaled, 0.0, None).mean(-1)
+
+
 def target_overall(row: dict, baseline: dict) -> float:
   """Overall score of one target: row {des, pds, mae}, baseline {des, pds, mae} of its fold."""
-  x = np.array([row[k] for k in ("des", "pds", "mae")], np.float64)
-  b = np.array([baseline[k] for k in ("des", "pds", "mae")], np.float64)
-  with np.errstate(divide="ignore", invalid="ignore"):
-    scaled = np.concatenate([(x[:2] - b[:2]) / (1 - b[:2]), 1 - x[2:] / b[2:]])
-  scaled[~np.isfinite(scaled)] = 0.0
-  return 100.0 * float(scaled.mean())
+  x = np.array([row[k] for k in METRICS], np.float64)
+  return float(overall(x, np.array([baseline[k] for k in METRICS], np.float64)))
+
+
+def _fold_arrays(per_fold: list[dict], model: str) -> list[tuple[np.ndarray, np.ndarray]]:
+  """Per (repeat, fold) pair: ([targets, 3] DES, PDS, MAE of each target, [3] baseline)."""
+  out = []
+  for entry in per_fold:
+    s = entry["scores"][model]
+    out.append((np.array([[r[k] for k in METRICS] for r in s["per_target"]], np.float64),
+                np.array([s[f"{k}_baseline"] for k in METRICS], np.float64)))
+  return out
+
+
+def bootstrap_overall(per_fold: list[dict], model: str, *, n_boot: int = N_BOOTSTRAP,
+                      seed: int = 0) -> np.ndarray:
+  """[n_boot] mean over (repeat, fold) pairs of the overall score on resampled targets.
+
+  Pair p's draws come from `default_rng([seed, p])`, so two models drawn with the same seed see
+  the same targets (a paired bootstrap).
+  """
+  total = np.zeros(n_boot)
+  for p, (x, base) in enumerate(_fold_arrays(per_fold, model)):
+    idx = np.random.default_rng([seed, p]).integers(0, len(x), size=(n_boot, len(x)))
+    total += overall(x[idx].mean(1), base)
+  return total / len(per_fold)
+
+
+def official_mean(per_fold: list[dict], model: str) -> float:
+  """Mean over (repeat, fold) pairs of the overall score from the per-target scores."""
+  return float(np.mean([overall(x.mean(0), base) for x, base in _fold_arrays(per_fold, model)]))
+
+
+def basic_interval(estimate: float, draws: np.ndarray) -> tuple[float, float]:
+  """95% basic bootstrap interval: (2 estimate - 97.5th, 2 estimate - 2.5th percentile)."""
+  lo, hi = np.percentile(draws, [2.5, 97.5])
+  return float(2 * estimate - hi), float(2 * estimate - lo)
+
+
+def overall_interval(per_fold: list[dict], model: str, *, n_boot: int = N_BOOTSTRAP,
+                     seed: int = 0) -> tuple[float, float, float]:
+  """(mean overall over pairs, its 95% basic bootstrap interval over targets)."""
+  estimate = official_mean(per_fold, model)
+  return (estimate, *basic_interval(
+      estimate, bootstrap_overall(per_fold, model, n_boot=n_boot, seed=seed)))
 
 
 def target_rows(per_fold: list[dict], models: list[str]) -> list[dict]:
@@ -53,33 +109,22 @@ def per_target_means(rows: list[dict], model: str, key: str = "overall") -> dict
   return {t: float(np.mean(v)) for t, v in sorted(values.items())}
 
 
-def bootstrap_indices(n: int, *, n_boot: int = N_BOOTSTRAP, seed: int = 0) -> np.ndarray:
-  """[n_boot, n] indices drawn with replacement (seeded)."""
-  return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+def paired(per_fold: list[dict], rows: list[dict], model: str, peer: str, *,
+           n_boot: int = N_BOOTSTRAP, seed: int = 0) -> dict:
+  """`model` against `peer` on the same held-out targets.
 
-
-def mean_interval(values, *, n_boot: int = N_BOOTSTRAP, seed: int = 0) -> tuple[float, float,
-                                                                                   float]:
-  """(mean, 2.5th, 97.5th percentile of the bootstrap means) of values [n]."""
-  values = np.asarray(values, np.float64)
-  if len(values) == 0:
-    return float("nan"), float("nan"), float("nan")
-  means = values[bootstrap_indices(len(values), n_boot=n_boot, seed=seed)].mean(1)
-  lo, hi = np.percentile(means, [2.5, 97.5])
-  return float(values.mean()), float(lo), float(hi)
-
-
-def paired(model: dict[str, float], peer: dict[str, float], *, n_boot: int = N_BOOTSTRAP,
-           seed: int = 0) -> dict:
-  """Per-target paired comparison of two {target: score} maps (targets both have).
-
-  Returns {"wins", "ties", "losses", "mean_difference", "low", "high", "targets"}: the counts of
-  targets where the model scores above / equal to / below the peer, and the mean of the
-  differences (model - peer) with its 95% bootstrap interval over targets.
+  Returns {"wins", "ties", "losses", "targets"}: targets where the model's per-target overall
+  score (mean over repeats) is above / equal to / below the peer's; {"mean_difference", "low",
+  "high"}: the difference of the two official means (model - peer) with its paired 95%
+  basic bootstrap interval over targets.
   """
-  targets = sorted(set(model) & set(peer))
-  d = np.array([model[t] - peer[t] for t in targets], np.float64)
-  mean, lo, hi = mean_interval(d, n_boot=n_boot, seed=seed)
+  ours, theirs = per_target_means(rows, model), per_target_means(rows, peer)
+  targets = sorted(set(ours) & set(theirs))
+  d = np.array([ours[t] - theirs[t] for t in targets], np.float64)
+  boot = (bootstrap_overall(per_fold, model, n_boot=n_boot, seed=seed)
+          - bootstrap_overall(per_fold, peer, n_boot=n_boot, seed=seed))
+  difference = official_mean(per_fold, model) - official_mean(per_fold, peer)
+  lo, hi = basic_interval(difference, boot)
   return {"wins": int((d > TIE).sum()), "ties": int((np.abs(d) <= TIE).sum()),
-          "losses": int((d < -TIE).sum()), "mean_difference": mean, "low": lo, "high": hi,
-          "targets": len(targets)}
+          "losses": int((d < -TIE).sum()), "targets": len(targets),
+          "mean_difference": difference, "low": lo, "high": hi}

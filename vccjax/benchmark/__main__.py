@@ -117,8 +117,8 @@ def report(out: str, per_fold: list[dict], models: list[str], *, groups, config:
         f"95% CI: bootstrap over the held-out targets of each (repeat, fold) pair")
   print(table)
   if paired:
-    print(f"\n{_PAIRED.value} minus each peer: targets won/tied/lost (per-target overall, mean "
-          f"over repeats); difference of mean overall [paired 95% bootstrap CI over targets]")
+    print(f"\n{_PAIRED.value} minus each peer, per target (the official rule on one target, mean "
+          f"over repeats): targets won/tied/lost, mean difference [95% bootstrap CI over targets]")
     print(paired)
   print(f"[bench] wrote {out}/results.json ({seconds:.0f}s)")
 

@@ -1,18 +1,19 @@
 """Per-target scores over repeats of the folds, bootstrap intervals and paired model comparisons.
 
 The figure of a model is the official one: the mean over (repeat, fold) pairs of the fold's
-overall score. Its 95% interval is a bootstrap over targets: each draw resamples the held-out
-targets of every (repeat, fold) pair with replacement, recomputes each fold's overall score from
-the drawn targets' DES, PDS and MAE (scaled against the fold's cell-mean baseline, held fixed,
-and clipped at 0 as the official score is) and averages over the pairs. The clip makes the
-draws' distribution sit above the estimate (a scaled score near 0 can only gain from noise), so
-the interval is the basic bootstrap one, [2 x estimate - 97.5th, 2 x estimate - 2.5th
-percentile], which corrects that bias (the plain percentile interval would not). A paired
-comparison draws the same targets for both models, so its interval is that of the difference.
+overall score. Its 95% interval is a percentile bootstrap over targets: each draw resamples the
+held-out targets of every (repeat, fold) pair with replacement, recomputes each fold's overall
+score from the drawn targets' DES, PDS and MAE (scaled against the fold's cell-mean baseline,
+held fixed, and clipped at 0 as the official score is) and averages over the pairs. The clip
+skews the draws upwards where a scaled score sits near 0 (noise can only add), so for a model
+near the baseline the figure lies near the interval's lower end: read such an interval as "how
+high the figure could be", not as centred on it.
 
-Per target (win / tie / loss counts): a target's overall score is the official rule applied to
-it alone: 100 x the mean of its three scaled scores, each scaled against its fold's baseline and
-clipped at 0, averaged over the repeats that held it out.
+Paired comparisons are per target, where the statistic is linear and the bootstrap unbiased: a
+target's overall score is the official rule applied to it alone (100 x the mean of its three
+scaled scores, each against its fold's baseline and clipped at 0), averaged over the repeats
+that held it out; the model wins, ties or loses a target by its difference to the peer's, and
+the mean of the differences gets a percentile bootstrap interval over targets.
 """
 
 from __future__ import annotations
@@ -68,18 +69,21 @@ def official_mean(per_fold: list[dict], model: str) -> float:
   return float(np.mean([overall(x.mean(0), base) for x, base in _fold_arrays(per_fold, model)]))
 
 
-def basic_interval(estimate: float, draws: np.ndarray) -> tuple[float, float]:
-  """95% basic bootstrap interval: (2 estimate - 97.5th, 2 estimate - 2.5th percentile)."""
-  lo, hi = np.percentile(draws, [2.5, 97.5])
-  return float(2 * estimate - hi), float(2 * estimate - lo)
-
-
 def overall_interval(per_fold: list[dict], model: str, *, n_boot: int = N_BOOTSTRAP,
                      seed: int = 0) -> tuple[float, float, float]:
-  """(mean overall over pairs, its 95% basic bootstrap interval over targets)."""
-  estimate = official_mean(per_fold, model)
-  return (estimate, *basic_interval(
-      estimate, bootstrap_overall(per_fold, model, n_boot=n_boot, seed=seed)))
+  """(mean overall over pairs, 2.5th and 97.5th percentile of `bootstrap_overall`)."""
+  lo, hi = np.percentile(bootstrap_overall(per_fold, model, n_boot=n_boot, seed=seed),
+                         [2.5, 97.5])
+  return official_mean(per_fold, model), float(lo), float(hi)
+
+
+def mean_interval(values, *, n_boot: int = N_BOOTSTRAP, seed: int = 0) -> tuple[float, float,
+                                                                                   float]:
+  """(mean, 2.5th, 97.5th percentile of the bootstrap means) of values [n]."""
+  values = np.asarray(values, np.float64)
+  draws = np.random.default_rng(seed).integers(0, len(values), size=(n_boot, len(values)))
+  lo, hi = np.percentile(values[draws].mean(1), [2.5, 97.5])
+  return float(values.mean()), float(lo), float(hi)
 
 
 def target_rows(per_fold: list[dict], models: list[str]) -> list[dict]:
@@ -111,20 +115,19 @@ def per_target_means(rows: list[dict], model: str, key: str = "overall") -> dict
 
 def paired(per_fold: list[dict], rows: list[dict], model: str, peer: str, *,
            n_boot: int = N_BOOTSTRAP, seed: int = 0) -> dict:
-  """`model` against `peer` on the same held-out targets.
+  """`model` against `peer` per target (the targets both were scored on).
 
   Returns {"wins", "ties", "losses", "targets"}: targets where the model's per-target overall
   score (mean over repeats) is above / equal to / below the peer's; {"mean_difference", "low",
-  "high"}: the difference of the two official means (model - peer) with its paired 95%
-  basic bootstrap interval over targets.
+  "high"}: the mean over targets of the differences (model - peer) with its 95% percentile
+  bootstrap interval over targets; "official_difference": the difference of the two official
+  figures (means over (repeat, fold) pairs).
   """
   ours, theirs = per_target_means(rows, model), per_target_means(rows, peer)
   targets = sorted(set(ours) & set(theirs))
   d = np.array([ours[t] - theirs[t] for t in targets], np.float64)
-  boot = (bootstrap_overall(per_fold, model, n_boot=n_boot, seed=seed)
-          - bootstrap_overall(per_fold, peer, n_boot=n_boot, seed=seed))
-  difference = official_mean(per_fold, model) - official_mean(per_fold, peer)
-  lo, hi = basic_interval(difference, boot)
+  mean, lo, hi = mean_interval(d, n_boot=n_boot, seed=seed)
   return {"wins": int((d > TIE).sum()), "ties": int((np.abs(d) <= TIE).sum()),
           "losses": int((d < -TIE).sum()), "targets": len(targets),
-          "mean_difference": difference, "low": lo, "high": hi}
+          "mean_difference": mean, "low": lo, "high": hi,
+          "official_difference": official_mean(per_fold, model) - official_mean(per_fold, peer)}

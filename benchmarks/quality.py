@@ -22,6 +22,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "..", "shared", "data")
 
+MODEL_ORDER = ["mean_effect", "nearest", "nearest_k", "linear", "additive", "set_tx"]
+
 # (file, split flags, split in words)
 RUNS = [
     ("norman19_k562.h5ad", ["--folds=3", "--fold_targets=singles"], "3 folds of singles"),
@@ -67,7 +69,9 @@ def print_table(rows) -> None:
         "centroid PDS | centred Pearson (top 20 DE) |")
   print("|---|---|---|---|---|---|---|---|---|---|")
   for name, words, summary, _, _ in rows:
-    for model, m in summary.items():
+    order = ["cell-eval baseline", *MODEL_ORDER]
+    for model, m in sorted(summary.items(), key=lambda kv: order.index(kv[0])
+                           if kv[0] in order else len(order)):
       if model == "paired":
         continue
       cell = lambda k: f"{m[k]['mean']:.3f} ({m[k]['sd']:.2f})"
@@ -80,7 +84,8 @@ def print_table(rows) -> None:
   print("\n| data | set_tx vs | win / tie / loss (targets) | mean difference [95% CI] |")
   print("|---|---|---|---|")
   for name, _, summary, _, _ in rows:
-    for peer, p in summary["paired"].items():
+    for peer, p in sorted(summary["paired"].items(), key=lambda kv: MODEL_ORDER.index(kv[0])
+                          if kv[0] in MODEL_ORDER else len(MODEL_ORDER)):
       print(f"| {name} | {peer} | {p['wins']} / {p['ties']} / {p['losses']} | "
             f"{p['mean_difference']:.2f} [{p['low']:.1f}, {p['high']:.1f}] |")
   print("\ncommands (OUT = your output directory):")

@@ -5,9 +5,9 @@ overall score. Its 95% interval is a percentile bootstrap over targets: each dra
 held-out targets of every (repeat, fold) pair with replacement, recomputes each fold's overall
 score from the drawn targets' DES, PDS and MAE (scaled against the fold's cell-mean baseline,
 held fixed, and clipped at 0 as the official score is) and averages over the pairs. The clip
-skews the draws upwards where a scaled score sits near 0 (noise can only add), so for a model
-near the baseline the figure lies near the interval's lower end: read such an interval as "how
-high the figure could be", not as centred on it.
+biases the draws upwards where a scaled score sits near 0 (noise can only add to it), so the
+interval is the draws' 2.5th to 97.5th percentile shifted down by that bias (the mean of the
+draws minus the figure): a bias-corrected percentile interval around the figure.
 
 Paired comparisons are per target, where the statistic is linear and the bootstrap unbiased: a
 target's overall score is the official rule applied to it alone (100 x the mean of its three
@@ -71,10 +71,12 @@ def official_mean(per_fold: list[dict], model: str) -> float:
 
 def overall_interval(per_fold: list[dict], model: str, *, n_boot: int = N_BOOTSTRAP,
                      seed: int = 0) -> tuple[float, float, float]:
-  """(mean overall over pairs, 2.5th and 97.5th percentile of `bootstrap_overall`)."""
-  lo, hi = np.percentile(bootstrap_overall(per_fold, model, n_boot=n_boot, seed=seed),
-                         [2.5, 97.5])
-  return official_mean(per_fold, model), float(lo), float(hi)
+  """(mean overall over pairs, 2.5th and 97.5th percentile of `bootstrap_overall` minus its
+  bias, the mean of the draws minus the figure)."""
+  estimate = official_mean(per_fold, model)
+  draws = bootstrap_overall(per_fold, model, n_boot=n_boot, seed=seed)
+  lo, hi = np.percentile(draws, [2.5, 97.5]) - (draws.mean() - estimate)
+  return estimate, float(lo), float(hi)
 
 
 def mean_interval(values, *, n_boot: int = N_BOOTSTRAP, seed: int = 0) -> tuple[float, float,

@@ -39,8 +39,8 @@ def main():
         f"{float(memory['null_logit']):.2f}; memory: {len(exp.memory.targets)} training targets")
   for i, target in enumerate(targets):
     order = np.argsort(-weights[i, :-1])[:args.top]
-    read = ", ".join(f"{exp.memory.targets[j]} {weights[i, j]:.2f} (GO {enc.memory_sim[i, 0, j]:.2f})"
-                     for j in order)
+    read = ", ".join(f"{exp.memory.targets[j]} {weights[i, j]:.2f} "
+                     f"(GO {enc.memory_sim[i, 0, j]:.2f})" for j in order)
     print(f"{target}: {read}; null (mean effect) {weights[i, -1]:.2f}")
 
 

@@ -4,10 +4,11 @@ r"""The README's results table: every model on the four real files of ../shared/
 
 Runs `python -m vccjax.benchmark` (config `configs/set_tx.py:bench`, the same for every file)
 on each file with its split and `--repeats` fold seeds, then prints a markdown table (mean over
-(repeat, fold) pairs, sd in brackets; its 95% bootstrap interval over targets; the Systema-style centroid-relative PDS and centred Pearson), set_tx's per-target
-paired differences against every peer, and the exact command of each row, and writes
-OUT/quality.json. Extra `--config.x=v` flags are
-passed through to every run.
+(repeat, fold) pairs, sd in brackets; its 95% bootstrap interval over targets; the Systema-style
+centroid-relative PDS and centred Pearson), set_tx's per-target paired differences against
+every peer, and the exact command of each row, and writes OUT/quality.json. Extra `--config.x=v`
+flags are passed through to every run. Measured: ~25 min at --repeats=3 on 2 cores shared with
+other jobs (Norman 10 min, Datlinger the rest; McFaline and the VCC subset not timed with 3).
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ on each file with its split and `--repeats` fold seeds, then prints a markdown t
 (repeat, fold) pairs, sd in brackets; its 95% bootstrap interval over targets; the Systema-style
 centroid-relative PDS and centred Pearson), set_tx's per-target paired differences against
 every peer, and the exact command of each row, and writes OUT/quality.json. Extra `--config.x=v`
-flags are passed through to every run. Measured: ~25 min at --repeats=3 on 2 cores shared with
-other jobs (Norman 10 min, Datlinger the rest; McFaline and the VCC subset not timed with 3).
+flags are passed through to every run. Not timed as a whole with --repeats=3; its parts, run
+alone on 2 cores shared with other jobs (load 4-9): Norman 10 min, Datlinger DATLINGER_MIN min.
 """
 
 from __future__ import annotations

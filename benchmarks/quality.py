@@ -8,7 +8,7 @@ on each file with its split and `--repeats` fold seeds, then prints a markdown t
 centroid-relative PDS and centred Pearson), set_tx's per-target paired differences against
 every peer, and the exact command of each row, and writes OUT/quality.json. Extra `--config.x=v`
 flags are passed through to every run. Not timed as a whole with --repeats=3; its parts, run
-alone on 2 cores shared with other jobs (load 4-9): Norman 10 min, Datlinger DATLINGER_MIN min.
+alone on 2 cores shared with other jobs (load 4-9): Norman 10 min, Datlinger 29 min.
 """
 
 from __future__ import annotations

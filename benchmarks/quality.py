@@ -1,11 +1,14 @@
 r"""The README's results table: every model on the four real files of ../shared/data, one config.
 
-  python benchmarks/quality.py --out=/tmp/vccjax_quality [--models=cell_mean,linear,set_tx]
+  python benchmarks/quality.py --out=/tmp/vccjax_quality [--models=...] [--repeats=3]
 
 Runs `python -m vccjax.benchmark` (config `configs/set_tx.py:bench`, the same for every file)
-on each file with its split, then prints a markdown table (mean over folds, sd in brackets) and
-the exact command of each row, and writes OUT/quality.json. Extra `--config.x=v` flags are
-passed through to every run.
+on each file with its split and `--repeats` fold seeds, then prints a markdown table (mean over
+(repeat, fold) pairs, sd in brackets; its 95% bootstrap interval over targets; the Systema-style
+centroid-relative PDS and centred Pearson), set_tx's per-target paired differences against
+every peer, and the exact command of each row, and writes OUT/quality.json. Extra `--config.x=v`
+flags are passed through to every run. Not timed as a whole with --repeats=3; its parts, run
+alone on 2 cores shared with other jobs (load 4-9): Norman 10 min, Datlinger 29 min.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "..", "shared", "data")
 
+MODEL_ORDER = ["mean_effect", "nearest", "nearest_k", "linear", "additive", "set_tx"]
+
 # (file, split flags, split in words)
 RUNS = [
     ("norman19_k562.h5ad", ["--folds=3", "--fold_targets=singles"], "3 folds of singles"),
@@ -32,7 +37,8 @@ RUNS = [
 def main():
   p = argparse.ArgumentParser(description=__doc__)
   p.add_argument("--out", required=True)
-  p.add_argument("--models", default="cell_mean,linear,set_tx")
+  p.add_argument("--models", default="mean_effect,nearest,nearest_k,linear,set_tx")
+  p.add_argument("--repeats", type=int, default=3)
   p.add_argument("--only", default="", help="comma-separated file names to run")
   args, passthrough = p.parse_known_args()
   rows, t_all = [], time.time()
@@ -41,13 +47,14 @@ def main():
       continue
     out = os.path.join(args.out, name.replace(".h5ad", ""))
     cmd = [sys.executable, "-m", "vccjax.benchmark", f"--data=../shared/data/{name}", *split,
-           f"--models={args.models}", f"--out={out}", *passthrough]
+           f"--models={args.models}", f"--repeats={args.repeats}", f"--out={out}", *passthrough]
     t0 = time.time()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
       sys.exit(f"{name} failed:\n{proc.stderr[-2000:]}")
     with open(os.path.join(out, "results.json")) as f:
-      summary = json.load(f)["summary"]
+      results = json.load(f)
+    summary = {**results["summary"], "paired": results.get("paired", {})}
     shown = " ".join(["python", "-m", "vccjax.benchmark", *cmd[3:-len(passthrough) or None]])
     rows.append((name, words, summary, shown.replace(out, "OUT"), time.time() - t0))
     print(f"[quality] {name}: {time.time() - t0:.0f}s", flush=True)
@@ -59,14 +66,29 @@ def main():
 
 
 def print_table(rows) -> None:
-  print("\n| data | split | model | DES | PDS | MAE | overall |")
-  print("|---|---|---|---|---|---|---|")
+  print("\n| data | split | model | DES | PDS | MAE | overall | 95% CI (targets) | "
+        "centroid PDS | centred Pearson (top 20 DE) |")
+  print("|---|---|---|---|---|---|---|---|---|---|")
   for name, words, summary, _, _ in rows:
-    for model, m in summary.items():
+    order = ["cell-eval baseline", *MODEL_ORDER]
+    for model, m in sorted(summary.items(), key=lambda kv: order.index(kv[0])
+                           if kv[0] in order else len(order)):
+      if model == "paired":
+        continue
       cell = lambda k: f"{m[k]['mean']:.3f} ({m[k]['sd']:.2f})"
       overall = f"{m['overall']['mean']:.2f} ({m['overall']['sd']:.2f})" if "overall" in m else "0"
+      o = m.get("overall", {})
+      interval = f"[{o['ci_low']:.1f}, {o['ci_high']:.1f}]" if "ci_low" in o else ""
+      systema = " | ".join(cell(k) if k in m else "" for k in ("pds_centroid", "pearson_centred"))
       print(f"| {name} | {words} | {model} | {cell('des')} | {cell('pds')} | {cell('mae')} | "
-            f"{overall} |")
+            f"{overall} | {interval} | {systema} |")
+  print("\n| data | set_tx vs | win / tie / loss (targets) | mean difference [95% CI] |")
+  print("|---|---|---|---|")
+  for name, _, summary, _, _ in rows:
+    for peer, p in sorted(summary["paired"].items(), key=lambda kv: MODEL_ORDER.index(kv[0])
+                          if kv[0] in MODEL_ORDER else len(MODEL_ORDER)):
+      print(f"| {name} | {peer} | {p['wins']} / {p['ties']} / {p['losses']} | "
+            f"{p['mean_difference']:.2f} [{p['low']:.1f}, {p['high']:.1f}] |")
   print("\ncommands (OUT = your output directory):")
   for name, _, _, command, seconds in rows:
     print(f"  {command}    # {seconds:.0f}s")

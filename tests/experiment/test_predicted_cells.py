@@ -82,3 +82,18 @@ def test_blocked_log1p_is_the_log1p_of_the_sampled_counts_bit_for_bit():
                                           genes_per_block=block, **common)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, expected.astype(np.float32))
+
+
+def test_draw_controls_when_the_targets_contexts_hold_fewer_controls_than_cells():
+  """Training targets' cells sit in context 1 only, which has 3 controls: 5 cells are drawn
+  from those 3 (with replacement), never from context 0 (no ValueError from rng.choice)."""
+  from types import SimpleNamespace
+  target_gene = np.array(["non-targeting"] * 10 + ["A"] * 4 + ["B"] * 4)
+  context = np.array([0] * 7 + [1] * 3 + [1] * 8)
+  ds = SimpleNamespace(
+      control_label="non-targeting", context=context, context_names=["b0", "b1"],
+      labels=SimpleNamespace(target_gene=target_gene, is_control=target_gene == "non-targeting"),
+      cells_of=lambda t: np.flatnonzero(target_gene == t))
+  exp = SimpleNamespace(dataset=ds, split=SimpleNamespace(train=["A", "B"]))
+  drawn = predicted_cells.draw_controls(exp, np.random.default_rng(0), 5)
+  assert len(drawn) == 5 and set(drawn) <= {7, 8, 9}

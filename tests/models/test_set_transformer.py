@@ -87,7 +87,7 @@ def test_double_perturbation_is_order_invariant():
                              atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["cell_mean", "linear"])
+@pytest.mark.parametrize("name", ["mean_effect", "linear"])
 def test_baselines_share_the_interface(name):
   model = models.get_model(name, n_genes_out=G)
   x = _inputs()

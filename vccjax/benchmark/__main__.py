@@ -1,7 +1,7 @@
 r"""`python -m vccjax.benchmark`: models side by side on held-out targets of any VCC-layout file.
 
   python -m vccjax.benchmark --data=FILE --folds=3 --out=DIR
-  python -m vccjax.benchmark --data=FILE --test_targets=A,B --models=cell_mean,linear,set_tx \
+  python -m vccjax.benchmark --data=FILE --test_targets=A,B --models=mean_effect,linear,set_tx \
       --config=configs/set_tx.py:bench --config.train.steps=500 --out=DIR
 
 For each fold (a disjoint group of held-out test targets), every model is trained on the other
@@ -9,11 +9,15 @@ targets (validation targets, for model selection, come from the training targets
 test targets (as many cells as the real data has, plus the real controls) and is scored with the
 VCC rules against the real cells. Each fold's directory holds `real.h5ad`, `baseline.h5ad` (the
 cell-mean baseline) and `<model>.h5ad`, so anyone can re-score them with `cell-eval`.
-`DIR/results.json` has every score; a table of means (and spread over folds) is printed.
+`--repeats R` reruns the K folds with fold seeds seed, seed + 1, ... (directories `rR_foldK`).
+`DIR/results.json` has every score and one row per (repeat, fold, model, target); printed: a
+table of means (and spread over (repeat, fold) pairs, 95% bootstrap interval over targets of the
+overall score) and, when `set_tx` runs, its per-target paired difference against each peer.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -24,8 +28,9 @@ from ml_collections import config_flags
 
 from vccjax import config_file
 from vccjax import logbook
-from vccjax import models
+from vccjax import models as models_lib
 from vccjax.benchmark import folds
+from vccjax.benchmark import statistics
 from vccjax.errors import InputError
 from vccjax.train import loop
 
@@ -44,9 +49,14 @@ _CELL_TYPE = flags.DEFINE_string(
     "holdout_cell_type", "", "Transfer: hold out every perturbation of this cell type ('all': "
     "one fold per cell type). Perturbed cells are relabelled TARGET@CELLTYPE; the model knows "
     "the same target in the other cell types and the held-out type's control cells.")
-_MODELS = flags.DEFINE_list("models", ["cell_mean", "linear", "set_tx"], "Models to compare.")
+_MODELS = flags.DEFINE_list("models", ["mean_effect", "linear", "set_tx"],
+                            "Models to compare.")
 _OUT = flags.DEFINE_string("out", None, "Output directory.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the folds.")
+_REPEATS = flags.DEFINE_integer("repeats", 1, "Reruns of the K folds, with fold seeds seed + r.")
+_PAIRED = flags.DEFINE_string("paired", "set_tx", "The model compared per target with the others.")
+_SUMMARIZE = flags.DEFINE_bool("summarize_only", False, "Recompute the tables of an existing "
+                               "--out/results.json (no training).")
 flags.mark_flags_as_required(["data", "out"])
 
 
@@ -59,30 +69,60 @@ def main(argv):
   config.data.path = os.path.abspath(_DATA.value)
   config.data.val_targets = _VAL.value
   out = os.path.abspath(_OUT.value)
+  models = _MODELS.value
+  t0 = time.time()
+  if _SUMMARIZE.value:
+    with open(os.path.join(out, "results.json")) as f:
+      previous = json.load(f)
+    report(out, previous["per_fold"], previous["models"], groups=previous["folds"],
+           config=previous["config"], seconds=previous["seconds"])
+    return
   try:
-    models.check_model_names(_MODELS.value, where="--models")  # before any model trains
+    models_lib.check_model_names(models, where="--models")  # before any model trains
     os.makedirs(out, exist_ok=True)
     if _CELL_TYPE.value:
-      groups = folds.cell_type_folds(config, out, _CELL_TYPE.value)
-    else:
-      groups = folds.fold_targets(config.data.path, test_targets=_TEST.value, folds=_FOLDS.value,
-                                  kind=_FOLD_KIND.value, seed=_SEED.value,
-                                  control_label=config.data.control_label)
-    t0 = time.time()
-    per_fold = [folds.run_fold(config, fold_dir=os.path.join(out, f"fold{k}"), test=test,
-                               models=_MODELS.value, log=print)
-                for k, test in enumerate(groups)]
+      cell_type_groups = folds.cell_type_folds(config, out, _CELL_TYPE.value)
+    groups, per_fold = [], []
+    for r in range(_REPEATS.value):
+      if _CELL_TYPE.value:
+        fold_groups = cell_type_groups
+      else:
+        fold_groups = folds.fold_targets(
+            config.data.path, test_targets=_TEST.value, folds=_FOLDS.value,
+            kind=_FOLD_KIND.value, seed=_SEED.value + r, control_label=config.data.control_label)
+      groups.append(fold_groups)
+      for k, test in enumerate(fold_groups):
+        name = f"r{r}_fold{k}" if _REPEATS.value > 1 else f"fold{k}"
+        per_fold.append({"repeat": r, "fold": k, "targets": test, "scores": folds.run_fold(
+            config, fold_dir=os.path.join(out, name), test=test, models=models, log=print)})
   except (InputError, loop.NonFiniteLossError) as e:
     raise SystemExit(f"error: {e}")
-  table, summary = folds.summary_table(per_fold, _MODELS.value)
+  report(out, per_fold, models, groups=groups, config=config.to_dict(), seconds=time.time() - t0)
+
+
+def report(out: str, per_fold: list[dict], models: list[str], *, groups, config: dict,
+           seconds: float) -> None:
+  """Writes `out/results.json` (scores, per-target rows, summary, paired) and prints the tables."""
+  repeats = 1 + max(f["repeat"] for f in per_fold)
+  table, summary = folds.summary_table(per_fold, models)
+  target_rows = statistics.target_rows(per_fold, models)
+  paired, paired_result = "", {}
+  if _PAIRED.value in models and len(models) > 1:
+    paired, paired_result = folds.paired_table(per_fold, _PAIRED.value,
+                                               [m for m in models if m != _PAIRED.value])
   logbook.write_json_atomic(os.path.join(out, "results.json"), {
-      "data": config.data.path, "folds": groups, "models": _MODELS.value,
-      "summary": summary, "per_fold": per_fold, "config": config.to_dict(),
-      "seconds": time.time() - t0})
-  print(f"\n{os.path.basename(config.data.path)}: {len(groups)} fold(s) of held-out targets, "
-        f"mean (sd) over folds; scaled scores against the cell-mean baseline")
+      "data": config["data"]["path"], "folds": groups, "models": models, "repeats": repeats,
+      "summary": summary, "paired": paired_result, "per_fold": per_fold,
+      "per_target": target_rows, "config": config, "seconds": seconds})
+  print(f"\n{os.path.basename(config['data']['path'])}: {len(per_fold)} (repeat, fold) pair(s) of "
+        f"held-out targets, mean (sd) over them; scaled scores against the cell-mean baseline; "
+        f"95% CI: bootstrap over the held-out targets of each (repeat, fold) pair")
   print(table)
-  print(f"[bench] wrote {out}/results.json ({time.time() - t0:.0f}s)")
+  if paired:
+    print(f"\n{_PAIRED.value} minus each peer, per target (the official rule on one target, mean "
+          f"over repeats): targets won/tied/lost, mean difference [95% bootstrap CI over targets]")
+    print(paired)
+  print(f"[bench] wrote {out}/results.json ({seconds:.0f}s)")
 
 
 if __name__ == "__main__":

@@ -9,13 +9,16 @@ import time
 
 import numpy as np
 
+from vccjax.benchmark import statistics
 from vccjax.data import dataset as dataset_lib
 from vccjax.data import splits
 from vccjax.data import targets as targets_lib
 from vccjax.errors import InputError
 from vccjax.train import loop
 
-METRIC_KEYS = ("des", "pds", "mae", "des_scaled", "pds_scaled", "mae_scaled", "overall")
+METRIC_KEYS = ("des", "pds", "mae", "des_scaled", "pds_scaled", "mae_scaled", "overall",
+               "pds_centroid", "pearson_centred")
+_RAW = ("des", "pds", "mae", "pds_centroid", "pearson_centred")  # the baseline row has these
 
 
 def fold_targets(path: str, *, test_targets: str, folds: int, kind: str, seed: int,
@@ -71,13 +74,18 @@ def run_fold(config, *, fold_dir: str, test: list[str], models: list[str], log) 
 
 
 def summary_table(per_fold: list[dict], models: list[str]) -> tuple[str, dict]:
-  """A printed table of mean (sd) over folds, and the same numbers as a dict."""
+  """A printed table of mean (sd) over (repeat, fold) pairs, and the same numbers as a dict.
+
+  per_fold: [{"repeat", "fold", "scores": {model: fold scores}}]. Each model's row also has the
+  95% bootstrap interval over targets of its mean overall score (`statistics`).
+  """
   rows, summary = [], {}
-  base = {k: [f[models[0]][f"{k}_baseline"] for f in per_fold] for k in ("des", "pds", "mae")}
-  entries = [("cell-eval baseline", {**{k: base[k] for k in base},
-                                     **{k: [0.0] * len(per_fold) for k in METRIC_KEYS[3:]}})]
-  entries += [(m, {k: [f[m][k] for f in per_fold] for k in METRIC_KEYS}) for m in models]
-  header = f"{'model':<20}" + "".join(f"{k:>13}" for k in METRIC_KEYS)
+  scores = [f["scores"] for f in per_fold]
+  base = {k: [f[models[0]][f"{k}_baseline"] for f in scores] for k in _RAW}
+  entries = [("cell-eval baseline", {k: base.get(k, [0.0] * len(scores)) for k in METRIC_KEYS})]
+  entries += [(m, {k: [f[m][k] for f in scores] for k in METRIC_KEYS}) for m in models]
+  header = (f"{'model':<20}" + "".join(f"{k:>13}" for k in METRIC_KEYS)
+            + f"{'overall 95% CI':>18}")
   for name, values in entries:
     summary[name] = {k: {"mean": float(np.mean(v)), "sd": float(np.std(v))}
                      for k, v in values.items()}
@@ -85,5 +93,23 @@ def summary_table(per_fold: list[dict], models: list[str]) -> tuple[str, dict]:
     for k in METRIC_KEYS:
       v = values[k]
       cells.append(f"{np.mean(v):8.3f}" + (f"({np.std(v):.2f})" if len(v) > 1 else " " * 6))
-    rows.append(f"{name:<20}" + "".join(f"{c:>13}" for c in cells))
+    interval = ""
+    if name in models:
+      _, lo, hi = statistics.overall_interval(per_fold, name)
+      summary[name]["overall"].update(ci_low=lo, ci_high=hi)
+      interval = f"[{lo:.1f}, {hi:.1f}]"
+    rows.append(f"{name:<20}" + "".join(f"{c:>13}" for c in cells) + f"{interval:>18}")
   return "\n".join([header] + rows), summary
+
+
+def paired_table(per_fold: list[dict], model: str, peers: list[str]) -> tuple[str, dict]:
+  """`model` against each peer: per-target win/tie/loss, mean difference [95% interval]."""
+  target_rows = statistics.target_rows(per_fold, [model] + peers)
+  lines, result = [f"{model + ' vs':<20}{'win/tie/loss':>14}{'mean diff':>11}{'95% CI':>18}"], {}
+  for peer in peers:
+    p = statistics.paired(per_fold, target_rows, model, peer)
+    result[peer] = p
+    interval = f"[{p['low']:.1f}, {p['high']:.1f}]"
+    counts = f"{p['wins']}/{p['ties']}/{p['losses']}"
+    lines.append(f"{peer:<20}{counts:>14}{p['mean_difference']:>11.2f}{interval:>18}")
+  return "\n".join(lines), result

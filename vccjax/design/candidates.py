@@ -193,7 +193,8 @@ def _chunks(exp, *, targets, feats, controls, chunk_size, own_genes):
   padded = [targets[i] for i in np.minimum(np.arange(-(-n // chunk) * chunk), n - 1)]
   block = max(ENCODE_BLOCK // chunk, 1) * chunk
   expr = exp.dataset.hvg_log1p[controls][None]
-  per_candidate = ("pert_genes", "pert_gene_mask", "target_out_pos", "prior_lfc")
+  # Every field but the shared control set (the memory fields too) is per candidate.
+  per_candidate = [f for f in ModelInputs._fields if f not in ("control_expr", "control_mask")]
   for start in range(0, len(padded), block):
     inputs = chunk_inputs(exp, feats=feats, targets=padded[start:start + block],
                           control_expr=expr, own_genes=own_genes)

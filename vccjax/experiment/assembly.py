@@ -16,7 +16,9 @@ from vccjax.data import dataset as dataset_lib
 from vccjax.data import features as features_lib
 from vccjax.data import splits
 from vccjax.data import targets as targets_lib
+from vccjax.data import go_idf as go_idf_lib
 from vccjax.errors import InputError
+from vccjax.experiment import effect_memory
 from vccjax.models import ModelInputs
 from vccjax.models import effect_prior
 
@@ -25,12 +27,19 @@ class TargetEncoding(NamedTuple):
   """Per-target model inputs.
 
   pert_genes: [T, K, F]; pert_gene_mask, target_out_pos: [T, K]; prior_lfc: [T, G] the ridge
-  prior on the target's log fold changes (leave-one-out for training targets).
+  prior on the target's log fold changes (leave-one-out for training targets). The memory of
+  measured effects (`effect_memory`; M = 0 when the model reads none): memory_lfc [T, M, G] and
+  memory_keys [T, M, F] (the same for every target: broadcast views), memory_sim [T, K, M],
+  memory_mask [T, M].
   """
   pert_genes: np.ndarray
   pert_gene_mask: np.ndarray
   target_out_pos: np.ndarray
   prior_lfc: np.ndarray
+  memory_lfc: np.ndarray
+  memory_keys: np.ndarray
+  memory_sim: np.ndarray
+  memory_mask: np.ndarray
 
 
 def build_gene_tables(config, dataset) -> list[features_lib.GeneTable]:
@@ -73,6 +82,7 @@ class Experiment:
   max_genes: int
   prior: tuple = ()  # (predict(pooled features) -> lfc, {train target: leave-one-out lfc})
   ridge: float = 0.0  # the prior's ridge penalty (chosen by leave-one-out when configured <= 0)
+  memory: effect_memory.EffectMemory | None = None  # measured training effects (if read)
 
   @classmethod
   def from_config(cls, config, *, verbose: bool = False) -> "Experiment":
@@ -99,7 +109,18 @@ class Experiment:
     exp = cls(config=config, dataset=ds, split=split, gene_tables=tables, features=feats,
               model=model, max_genes=max(max_genes, config.data.get("max_genes_per_target", 1)))
     exp.prior = exp._fit_prior(ridge=config.optim.ridge)
+    exp.memory = exp._build_memory(read=models.reads_memory(model))
     return exp
+
+  def _build_memory(self, *, read: bool) -> effect_memory.EffectMemory:
+    """The training targets' measured effects (an empty memory when the model reads none)."""
+    train = self.split.train if read else []
+    rows = [self.dataset.targets.index(t) for t in train]
+    keys = pooled_features(self.encode(train, allow_missing=True, with_prior=False))
+    go_path = self.config.features.get("go_path", "")
+    go = go_idf_lib.read_go_idf(go_path) if read and go_path else None
+    return effect_memory.build(targets=train, lfc=self.dataset.target_lfc[rows], keys=keys,
+                               gene_names=self.dataset.gene_names, go=go)
 
   def _fit_prior(self, *, ridge: float):
     """The ridge prior from the training targets' pooled features to their log fold changes."""
@@ -131,7 +152,8 @@ class Experiment:
     out = TargetEncoding(np.zeros((len(targets), k, f), np.float32),
                          np.zeros((len(targets), k), bool),
                          np.full((len(targets), k), -1, np.int32),
-                         np.zeros((len(targets), self.dataset.n_genes), np.float32))
+                         np.zeros((len(targets), self.dataset.n_genes), np.float32),
+                         *self._memory_fields(targets, f))
     for i, target in enumerate(targets):
       rows = feats.rows(target, where=f"target {target!r}", allow_missing=allow_missing)
       if len(rows) > k:
@@ -145,6 +167,16 @@ class Experiment:
     if with_prior and self.prior:
       self._fill_priors(targets, out)
     return out
+
+  def _memory_fields(self, targets: list[str], n_features: int) -> tuple:
+    """(memory_lfc, memory_keys, memory_sim, memory_mask) of `targets` (see TargetEncoding)."""
+    t, g = len(targets), self.dataset.n_genes
+    if self.memory is None or not self.memory.size:
+      return (np.zeros((t, 0, g), np.float32), np.zeros((t, 0, n_features), np.float32),
+              np.zeros((t, self.max_genes, 0), np.float32), np.zeros((t, 0), bool))
+    sim, mask = effect_memory.read_fields(self.memory, targets, max_genes=self.max_genes)
+    return (np.broadcast_to(self.memory.lfc, (t,) + self.memory.lfc.shape),
+            np.broadcast_to(self.memory.keys, (t,) + self.memory.keys.shape), sim, mask)
 
   def _fill_priors(self, targets: list[str], enc: TargetEncoding) -> None:
     """Writes each target's prior into `enc.prior_lfc` (ridge predictions in one batch).
@@ -194,5 +226,7 @@ def model_inputs(control_expr: np.ndarray, control_mask: np.ndarray, enc: Target
   """ModelInputs for sets whose perturbations are `enc` rows `rows` ([B])."""
   return ModelInputs(control_expr=control_expr, control_mask=control_mask,
                      pert_genes=enc.pert_genes[rows], pert_gene_mask=enc.pert_gene_mask[rows],
-                     target_out_pos=enc.target_out_pos[rows], prior_lfc=enc.prior_lfc[rows])
+                     target_out_pos=enc.target_out_pos[rows], prior_lfc=enc.prior_lfc[rows],
+                     memory_lfc=enc.memory_lfc[rows], memory_keys=enc.memory_keys[rows],
+                     memory_sim=enc.memory_sim[rows], memory_mask=enc.memory_mask[rows])
 

@@ -49,7 +49,8 @@ def draw_controls(exp, rng: np.random.Generator, n_cells: int,
                   target: str | None = None) -> np.ndarray:
   """`n_cells` control cells drawn in the target's context proportions (`context_share`).
 
-  Without replacement while enough exist; a context without controls is left out.
+  Without replacement while enough controls of the target's contexts exist (then with
+  replacement); a context without controls is left out.
   """
   ds = exp.dataset
   controls = ds.cells_of(ds.control_label)
@@ -58,7 +59,9 @@ def draw_controls(exp, rng: np.random.Generator, n_cells: int,
   weight = context_share(exp, target)[ctx] / per_context[ctx]
   if weight.sum() <= 0:
     weight = np.ones(len(controls))
-  return rng.choice(controls, size=n_cells, replace=n_cells > len(controls),
+  # Only controls of contexts the target's cells sit in can be drawn: fewer of them than cells
+  # means drawing with replacement.
+  return rng.choice(controls, size=n_cells, replace=n_cells > np.count_nonzero(weight),
                     p=weight / weight.sum())
 
 

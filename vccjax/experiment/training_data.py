@@ -44,3 +44,14 @@ def make_sampler(exp, config) -> sampler_lib.SetSampler:
 def sampler_rows(exp, sampler) -> np.ndarray:
   """Row in `exp.dataset.targets` (and in `exp.encode(exp.dataset.targets)`) of each sampler target."""
   return np.array([exp.dataset.targets.index(t) for t in sampler.targets])
+
+
+def hide_memory(memory_mask: np.ndarray, *, fraction: float,
+                rng: np.random.Generator) -> np.ndarray:
+  """Episodic training: [B, M] readable entries with each hidden with probability `fraction`.
+
+  Every step hides a random part of the training perturbations from the memory and predicts
+  its sets from the rest, as an unseen target is predicted from the training targets; a set's
+  own entry is already unreadable (`effect_memory.read_fields`).
+  """
+  return memory_mask & (rng.random(memory_mask.shape) >= fraction)

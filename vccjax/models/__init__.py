@@ -10,17 +10,27 @@ from __future__ import annotations
 
 import dataclasses
 
+import functools
+
 from vccjax.errors import InputError
-from vccjax.models.baselines import LinearEffect, MeanEffect, PriorEffect
+from vccjax.models.baselines import LinearEffect, MeanEffect, NearestEffect, PriorEffect
 from vccjax.models.inputs import ModelInputs, apply_fold, apply_knockdown
 from vccjax.models.set_transformer import SetTransformer
 
 MODELS = {
     "set_tx": SetTransformer,
-    "cell_mean": MeanEffect,
+    "mean_effect": MeanEffect,
     "linear": LinearEffect,
     "additive": PriorEffect,
+    "nearest": NearestEffect,
+    "nearest_k": NearestEffect,
 }
+NEAREST_K = 3  # neighbours of `nearest_k` (`nearest`: 1)
+
+
+def reads_memory(model) -> bool:
+  """Whether a built model reads the memory of measured effects (ModelInputs.memory_*)."""
+  return bool(getattr(model, "memory", False))
 
 
 def _fields(cls) -> set[str]:
@@ -46,4 +56,7 @@ def get_model(name: str, *, n_genes_out: int, **kwargs):
   if unknown:
     raise ValueError(f"config.model has unknown fields {unknown}; known: {sorted(known)}")
   cls = MODELS[name]
+  if name == "nearest_k":
+    cls = functools.partial(NearestEffect, neighbours=NEAREST_K)
+    return cls(n_genes_out=n_genes_out)
   return cls(n_genes_out=n_genes_out, **{k: v for k, v in kwargs.items() if k in _fields(cls)})

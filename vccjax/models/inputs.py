@@ -24,6 +24,12 @@ class ModelInputs(NamedTuple):
     pert_gene_mask: [B, K] True where a slot holds a target gene.
     target_out_pos: [B, K] column of each target gene among the output genes, -1 if unmeasured.
     prior_lfc: [B, G] closed-form (ridge) prior on each perturbation's log fold changes.
+    memory_lfc: [B, M, G] the measured log fold changes of the M training perturbations (the
+      memory; each entry's own target genes hold the other entries' mean there). M = 0 when the
+      model does not read a memory.
+    memory_keys: [B, M, F] the pooled features of the memory's perturbations.
+    memory_sim: [B, K, M] IDF-weighted GO cosine of each target gene with each memory entry.
+    memory_mask: [B, M] True where the entry may be read (never a perturbation's own entry).
   """
   control_expr: jax.Array
   control_mask: jax.Array
@@ -31,6 +37,10 @@ class ModelInputs(NamedTuple):
   pert_gene_mask: jax.Array
   target_out_pos: jax.Array
   prior_lfc: jax.Array
+  memory_lfc: jax.Array | None = None
+  memory_keys: jax.Array | None = None
+  memory_sim: jax.Array | None = None
+  memory_mask: jax.Array | None = None
 
 
 MAX_LOG_FOLD = 10.0  # e^10 ~ 22,000-fold: beyond any real perturbation, keeps exp() finite

@@ -7,6 +7,11 @@ set (so permuting the input cells permutes the output). A low-rank head maps eac
 fold change over all output genes (see `models.inputs`); the target genes themselves get an
 explicit knockdown: their fold change is a learned f (CRISPRi: f < 1, CRISPRa: f > 1), adjusted
 per perturbation.
+
+With `memory=True` the model also reads the measured effects of the training perturbations
+(`memory_attention`): the learned mixture of them that fits the target is added to the output
+(beside the ridge prior, both with learned per-gene gains starting at 0.5) and to the
+perturbation embedding, so the per-cell corrections know what was recalled.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vccjax.models import inputs as model_inputs
+from vccjax.models import memory_attention
 
 
 class MLP(nn.Module):
@@ -69,6 +75,7 @@ class SetTransformer(nn.Module):
     hidden, layers, heads, mlp_ratio, dropout: transformer size.
     decoder_rank: rank of the low-rank output head (hidden -> rank -> genes).
     knockdown: model the target genes' own knockdown explicitly.
+    memory: read the memory of measured training effects (ModelInputs.memory_*).
   """
   n_genes_out: int
   hidden: int = 128
@@ -78,6 +85,7 @@ class SetTransformer(nn.Module):
   dropout: float = 0.0
   decoder_rank: int = 64
   knockdown: bool = True
+  memory: bool = False
 
   @nn.compact
   def __call__(self, x: model_inputs.ModelInputs, *, deterministic: bool = True):
@@ -85,6 +93,9 @@ class SetTransformer(nn.Module):
     [B, S, n_genes_out]."""
     cells = MLP(self.hidden, self.hidden, name="cell_encoder")(x.control_expr)
     pert = PerturbationEncoder(self.hidden, name="pert_encoder")(x.pert_genes, x.pert_gene_mask)
+    if self.memory:
+      recalled, _ = memory_attention.MemoryAttention(self.hidden, name="memory")(x)
+      pert = pert + nn.Dense(self.hidden, name="recall_to_hidden")(recalled)
     h = cells + pert[:, None, :]
     attn_mask = nn.make_attention_mask(x.control_mask, x.control_mask)
     for i in range(self.layers):
@@ -98,8 +109,12 @@ class SetTransformer(nn.Module):
                             (self.decoder_rank, self.n_genes_out))
     gene_bias = self.param("gene_bias", nn.initializers.zeros, (self.n_genes_out,))
     # Start from the ridge prior (with a learned per-gene gain) and learn corrections.
-    prior_gain = self.param("prior_gain", nn.initializers.ones, (self.n_genes_out,))
-    log_fold = low @ gene_embed + gene_bias + (prior_gain * x.prior_lfc)[:, None, :]
+    gain = nn.initializers.constant(0.5 if self.memory else 1.0)
+    prior_gain = self.param("prior_gain", gain, (self.n_genes_out,))
+    known = prior_gain * x.prior_lfc
+    if self.memory:
+      known = known + self.param("memory_gain", gain, (self.n_genes_out,)) * recalled
+    log_fold = low @ gene_embed + gene_bias + known[:, None, :]
     if self.knockdown:
       knock = self.param("knockdown_log_fold", nn.initializers.zeros, ())
       knock = knock + nn.Dense(1, kernel_init=nn.initializers.zeros,

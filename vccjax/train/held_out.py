@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from vccjax import metrics
+from vccjax.metrics import systema
 from vccjax.data import targets as targets_lib
 from vccjax.data.writer import H5adWriter
 from vccjax.experiment import predicted_cells
@@ -58,6 +59,8 @@ class VccEvaluator:
     train_groups = [ds.target_pseudobulk[ds.targets.index(t)] for t in exp.split.train]
     baseline_pb = np.mean(train_groups + [ds.control_pseudobulk], axis=0)
     self.baseline_expr = np.broadcast_to(baseline_pb, (len(labels), ds.n_genes))
+    # Systema-style reference: the centroid of the training perturbations' pseudobulks.
+    self.centroid = np.mean(train_groups, axis=0) if train_groups else ds.control_pseudobulk
     self.baseline = self._score(self.baseline_expr)
 
   def _control_pool(self, ds) -> np.ndarray:
@@ -78,6 +81,16 @@ class VccEvaluator:
                              gene_names=ds.gene_names, fdr=self.fdr)
     out = result.means()
     out["per_target"] = result.table()
+    column = {g: i for i, g in enumerate(ds.gene_names)}
+    centred = systema.centroid_scores(
+        real_pseudobulk=self.real_summary.pseudobulk[:-1],
+        pred_pseudobulk=pred_summary.pseudobulk[:-1], centroid=self.centroid,
+        real_p_value=self.real_summary.p_value,
+        target_gene_index=np.array([_target_column(p, column) for p in result.perturbations]))
+    for name, values in centred.items():
+      out[name] = float(np.mean(values))
+      for row, v in zip(out["per_target"], values):
+        row[name] = float(v)
     return out
 
   def predict(self, *, predict_fn, params) -> np.ndarray:
@@ -99,6 +112,8 @@ class VccEvaluator:
     raw = self._score(pred_expr)
     scores = metrics.scaled_scores(raw=raw, baseline=self.baseline)
     scores["per_target"] = raw["per_target"]
+    for name in systema.METRICS:
+      scores[name], scores[f"{name}_baseline"] = raw[name], self.baseline[name]
     if write_dir:
       n_pred = len(self.real_targets) - len(self.control_expr)
       for name, expr in (("real", self.real_expr[:n_pred]), ("pred", pred_expr),
@@ -115,6 +130,12 @@ class VccEvaluator:
       writer.append(self.control_expr,
                     pd.DataFrame({"target_gene": self.real_targets[len(expr):]},
                                  index=[f"ctrl_{i}" for i in range(len(self.control_expr))]))
+
+
+def _target_column(perturbation: str, column: dict) -> int:
+  """The output column of a single perturbation's target gene ('A@T98G' -> A's), else -1."""
+  genes = targets_lib.genes_of(perturbation)
+  return column.get(genes[0], -1) if len(genes) == 1 else -1
 
 
 def _row(enc, i):

@@ -16,6 +16,7 @@ import numpy as np
 
 from vccjax import logbook
 from vccjax.data import synthetic_source
+from vccjax.errors import InputError
 from vccjax.experiment import assembly
 from vccjax.experiment import training_data
 from vccjax.models import baselines
@@ -28,7 +29,8 @@ from vccjax.train import steps
 from vccjax.train import workdir as workdir_lib
 
 
-CLOSED_FORM = ("cell_mean", "linear", "additive")  # models fitted without gradient steps
+# Models fitted without gradient steps.
+CLOSED_FORM = ("mean_effect", "linear", "additive", "nearest", "nearest_k")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -70,10 +72,17 @@ def closed_form_params(exp, enc) -> dict:
   """Parameters of the closed-form baselines, fitted on the training targets only."""
   ds = exp.dataset
   rows = np.array([ds.targets.index(t) for t in exp.split.train])
-  if exp.config.model.name == "cell_mean":
+  if exp.config.model.name == "mean_effect":
     return baselines.fit_mean_effect(effects=ds.target_lfc[rows])
   if exp.config.model.name == "additive":
     return {"params": {}}
+  if exp.config.model.name in ("nearest", "nearest_k"):
+    if exp.memory.go is None:
+      raise InputError("config.features.go_path", f"{exp.config.model.name} needs GO annotations",
+                       "set --config.features.go_path=go_bp_annotations.tsv.gz")
+    columns = np.array([enc.target_out_pos[i, 0] if enc.pert_gene_mask[i].sum() == 1 else -1
+                        for i in rows])
+    return baselines.fit_nearest_effect(effects=ds.target_lfc[rows], target_columns=columns)
   pooled = assembly.pooled_features(enc)[rows]
   return baselines.fit_linear_effect(features=pooled, effects=ds.target_lfc[rows],
                                      ridge=exp.ridge)
@@ -177,6 +186,11 @@ def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, 
                               cells_per_step=config.data.batch_size * config.data.set_size)
   for step in range(start, total):
     batch = to_train_batch(exp, enc, target_rows, sampler.sample(step, sets=own_sets), lfc=lfc)
+    if exp.memory.size:
+      hidden = training_data.hide_memory(
+          batch.inputs.memory_mask, fraction=config.train.get("memory_hide", 0.0),
+          rng=np.random.default_rng([config.seed, step]))
+      batch = batch._replace(inputs=batch.inputs._replace(memory_mask=hidden))
     state, metrics = train_step(state, sharding.put_batch(batch, mesh), key)
     done = step + 1
     if done % config.train.log_every == 0 or done == total:

@@ -1,0 +1,66 @@
+"""Attention over measured effects: what it may read, and that the set transformer uses it."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vccjax import models
+from vccjax.experiment import training_data
+from vccjax.models import ModelInputs
+from vccjax.models import memory_attention
+
+B, S, N_IN, K, F, G, M = 2, 4, 5, 2, 6, 7, 3
+
+
+def _inputs(seed=0, sim=None, mask=None):
+  rng = np.random.default_rng(seed)
+  return ModelInputs(
+      control_expr=jnp.asarray(rng.uniform(0, 2, (B, S, N_IN)), jnp.float32),
+      control_mask=jnp.ones((B, S), bool),
+      pert_genes=jnp.asarray(rng.normal(size=(B, K, F)), jnp.float32),
+      pert_gene_mask=jnp.array([[True, False], [True, True]]),
+      target_out_pos=jnp.full((B, K), -1, jnp.int32),
+      prior_lfc=jnp.zeros((B, G)),
+      memory_lfc=jnp.asarray(rng.normal(size=(B, M, G)), jnp.float32),
+      memory_keys=jnp.asarray(rng.normal(size=(B, M, F)), jnp.float32),
+      memory_sim=jnp.zeros((B, K, M)) if sim is None else jnp.asarray(sim, jnp.float32),
+      memory_mask=jnp.ones((B, M), bool) if mask is None else jnp.asarray(mask))
+
+
+def test_go_similarity_steers_the_untrained_attention_and_masks_hold():
+  sim = np.zeros((B, K, M))
+  sim[:, :, 1] = 5.0  # entry 1 is far the most similar: scale 10 x 5 dominates
+  mask = np.array([[True, True, True], [True, False, True]])  # set 1 may not read entry 1
+  x = _inputs(sim=sim, mask=mask)
+  module = memory_attention.MemoryAttention(hidden=8, key_dim=4)
+  params = module.init(jax.random.key(0), x)
+  recalled, weights = module.apply(params, x)
+  weights = np.asarray(weights)
+  np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+  assert weights[0, 0, 1] > 0.99
+  assert weights[1, :, 1].max() < 1e-6  # unreadable: no weight at all
+  # set 0 has one gene: its recall is (nearly) entry 1's effect
+  np.testing.assert_allclose(np.asarray(recalled)[0], np.asarray(x.memory_lfc)[0, 1], atol=1e-2)
+
+
+def test_set_transformer_reads_the_memory_but_not_unreadable_entries():
+  model = models.get_model("set_tx", n_genes_out=G, hidden=8, layers=1, heads=2,
+                           decoder_rank=4, memory=True)
+  mask = np.array([[True, False, True], [True, False, True]])
+  x = _inputs(mask=mask)
+  params = model.init({"params": jax.random.key(0)}, x)
+  out = np.asarray(model.apply(params, x))
+  hidden_changed = x._replace(memory_lfc=x.memory_lfc.at[:, 1].add(3.0))
+  np.testing.assert_allclose(np.asarray(model.apply(params, hidden_changed)), out, atol=1e-6)
+  readable_changed = x._replace(memory_lfc=x.memory_lfc.at[:, 0].add(3.0))
+  assert np.abs(np.asarray(model.apply(params, readable_changed)) - out).max() > 1e-3
+  assert models.reads_memory(model)
+  assert not models.reads_memory(models.get_model("set_tx", n_genes_out=G))
+
+
+def test_hide_memory_hides_a_share_and_never_reveals_own_entries():
+  mask = np.ones((400, 50), bool)
+  mask[:, 0] = False  # each set's own entry
+  hidden = training_data.hide_memory(mask, fraction=0.25, rng=np.random.default_rng(0))
+  assert not hidden[:, 0].any()
+  np.testing.assert_allclose(1 - hidden[:, 1:].mean(), 0.25, atol=0.01)

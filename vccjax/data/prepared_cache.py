@@ -99,9 +99,9 @@ def save(cache_dir: str, key: str, arrays: dict, scalars: dict) -> str:
     if os.path.isdir(entry):  # written meanwhile by another run: keep one
       shutil.rmtree(entry, ignore_errors=True)
     os.replace(partial, entry)
-  finally:
-    atomic.discard(partial)
+  finally:  # a failed write: the partial directory goes first, then its registration
     shutil.rmtree(partial, ignore_errors=True)
+    atomic.discard(partial)
   evict(cache_dir, keep=key)
   return entry
 

@@ -1,6 +1,7 @@
 """Predicted cells: UMI counts drawn from control cells and fold changes."""
 
 import numpy as np
+import scipy.sparse as sp
 
 from vccjax.data import normalize
 from vccjax.experiment import predicted_cells
@@ -78,10 +79,11 @@ def test_blocked_log1p_is_the_log1p_of_the_sampled_counts_bit_for_bit():
   expected = np.minimum(normalize.log1p_normalize(whole, target_sum=common["target_sum"],
                                                   totals=totals), predicted_cells._LOG1P_CEIL)
   for block in (1, 77, 256, 5000):
-    got = predicted_cells.perturbed_log1p(counts, log_fold, rng=np.random.default_rng(9),
-                                          genes_per_block=block, **common)
-    assert got.dtype == np.float32
-    np.testing.assert_array_equal(got, expected.astype(np.float32))
+    rng = np.random.default_rng(9)  # the draws of `sample_perturbed_counts`, in its order
+    got = predicted_cells.perturbed_log1p(counts, log_fold, order_keys=rng.random((n, g)),
+                                          start=rng.random(g), genes_per_block=block, **common)
+    assert got.dtype == np.float32 and sp.isspmatrix_csr(got)
+    np.testing.assert_array_equal(got.toarray(), expected.astype(np.float32))
 
 
 def test_draw_controls_when_the_targets_contexts_hold_fewer_controls_than_cells():

@@ -6,6 +6,7 @@ import sys
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import CONFIG, run_module, shared
@@ -106,3 +107,28 @@ def test_held_out_targets_never_reach_training(norman_run):
   used = set(exp.dataset.labels.target_gene[np.concatenate(sampler._cells_of)])
   assert not used & set(HELD_OUT)
   assert all(not set(t.split("+")) & set(HELD_OUT) for t in sampler.targets)
+
+
+def test_submission_cells_are_those_of_predict_target_in_order(norman_run, tmp_path):
+  """The model runs a target ahead while cells are written: the file still holds exactly the
+  cells `predict_target` makes, target after target, from the same generator."""
+  from vccjax.experiment import predicted_cells
+  from vccjax.predict import submission, trained_run
+  exp, params, predict_fn = trained_run.load_trained(str(norman_run))
+  counts = {"FOXO4": 37, "KLF1": 12, "SGK1": 25}
+  table = pd.DataFrame({"target_gene": list(counts), "n_cells": list(counts.values())})
+  genes = list(exp.dataset.gene_names)
+  submission.write_submission(exp, predict_fn=predict_fn, params=params, pert_counts=table,
+                              genes=genes, out_path=str(tmp_path / "p.h5ad"), n_controls=0,
+                              log=lambda *a: None)
+  rng = np.random.default_rng(0)
+  enc = exp.encode(list(counts))
+  expected = [predicted_cells.predict_target(exp, predict_fn=predict_fn, params=params, target=t,
+                                             n_cells=n, rng=rng, enc=_row(enc, i)).toarray()
+              for i, (t, n) in enumerate(counts.items())]
+  np.testing.assert_array_equal(ad.read_h5ad(tmp_path / "p.h5ad").X.toarray(),
+                                np.concatenate(expected))
+
+
+def _row(enc, i):
+  return type(enc)(*(a[i:i + 1] for a in enc))

@@ -131,7 +131,7 @@ class PerturbDataset:
 
   def count_rows(self, rows: np.ndarray) -> np.ndarray:
     """Raw counts of cells `rows`: [len(rows), genes] dense float64."""
-    return io.read_rows(self.adata, np.asarray(rows, dtype=np.int64)).toarray().astype(np.float64)
+    return io.read_dense_rows(self.adata, rows)
 
   def target_index(self) -> dict[str, int]:
     return {t: i for i, t in enumerate(self.targets)}

@@ -12,6 +12,7 @@ import os
 
 import anndata as ad
 import h5py
+import numba
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -104,10 +105,58 @@ def read_rows(adata: ad.AnnData, rows: np.ndarray) -> sp.csr_matrix:
   rows = np.asarray(rows, dtype=np.int64)
   # Backed (h5py) access needs increasing, unique indices: read those, then reorder.
   uniq, inverse = np.unique(rows, return_inverse=True)
-  if not len(uniq):
+  return _unique_rows(adata, uniq)[inverse]
+
+
+def read_dense_rows(adata: ad.AnnData, rows: np.ndarray) -> np.ndarray:
+  """Rows of `X` (in the order given) as dense float64 [len(rows), genes] (`read_rows`, dense,
+  in one pass instead of reordering the CSR rows, densifying and converting)."""
+  uniq, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
+  block = _unique_rows(adata, uniq)
+  out = np.zeros((len(inverse), adata.n_vars))
+  _scatter_rows(block.data, block.indices, block.indptr, inverse, out)
+  return out
+
+
+@numba.njit(nogil=True, cache=True)
+def _scatter_rows(data, indices, indptr, source_row, out):
+  """out[i] = row source_row[i] of a CSR (out zeroed)."""
+  for i in range(len(source_row)):
+    r = source_row[i]
+    for k in range(indptr[r], indptr[r + 1]):
+      out[i, indices[k]] = data[k]
+
+
+def _unique_rows(adata: ad.AnnData, rows: np.ndarray) -> sp.csr_matrix:
+  """Sorted unique `rows` of X as float32 CSR."""
+  if not len(rows):
     return sp.csr_matrix((0, adata.n_vars), dtype=np.float32)
-  block = sp.csr_matrix(adata.X[uniq], dtype=np.float32)
-  return block[inverse]
+  if getattr(adata.X, "format", None) == "csr" and hasattr(adata.X, "group"):
+    return _backed_csr_rows(adata.X.group, rows, adata.n_vars)
+  return sp.csr_matrix(adata.X[rows], dtype=np.float32)
+
+
+def _backed_csr_rows(group, rows: np.ndarray, n_genes: int) -> sp.csr_matrix:
+  """Sorted unique `rows` of a CSR `X` on disk, one HDF5 read per run of consecutive rows
+  through h5py's low-level calls (anndata's backed indexing, or `read_direct`, spends ~0.4 ms
+  of Python per read: most of the time of 1,000 scattered control cells)."""
+  indptr = group["indptr"][:]
+  lo, hi = indptr[rows].astype(np.int64), indptr[rows + 1].astype(np.int64)
+  out_indptr = np.r_[0, np.cumsum(hi - lo)]
+  data = np.empty(out_indptr[-1], np.float32)
+  indices = np.empty(out_indptr[-1], np.int32 if n_genes < 2**31 else np.int64)
+  run_start = np.flatnonzero(np.r_[True, np.diff(rows) != 1])
+  run_stop = np.r_[run_start[1:], len(rows)]  # one past each run's last row
+  for name, out in (("data", data), ("indices", indices)):
+    dataset = group[name].id
+    for a, b in zip(run_start.tolist(), run_stop.tolist()):
+      first, n = int(lo[a]), int(out_indptr[b] - out_indptr[a])
+      if n:
+        file_space = dataset.get_space()
+        file_space.select_hyperslab((first,), (n,))
+        dataset.read(h5py.h5s.create_simple((n,)), file_space,
+                     out[out_indptr[a]:out_indptr[b]])
+  return sp.csr_matrix((data, indices, out_indptr), shape=(len(rows), n_genes))
 
 
 def iter_row_chunks(adata: ad.AnnData, chunk_size: int = 8192):

@@ -12,14 +12,17 @@ that had not detected it), rounded to integers without changing any gene's total
 from __future__ import annotations
 
 from concurrent import futures
+import dataclasses
 import os
 
 import numpy as np
+import scipy.sparse as sp
 
 from vccjax.data import normalize
 from vccjax.data import targets as targets_lib
 from vccjax.data.normalize import LOG1P_MAX
 from vccjax.experiment import assembly
+from vccjax.experiment import perturbed_counts
 from vccjax.models.inputs import MAX_LOG_FOLD
 
 _LOG1P_CEIL = np.float32(LOG1P_MAX - 1e-3)
@@ -99,46 +102,81 @@ def predict_log_folds(exp, *, predict_fn, params, enc, rows, control_cells, set_
   return np.concatenate(out).reshape(n_sets * set_size, -1)[:n]
 
 
-def predict_target(exp, *, predict_fn, params, target: str, n_cells: int,
-                   rng: np.random.Generator, enc=None, set_size: int | None = None) -> np.ndarray:
-  """Predicted log1p expression [n_cells, G] of `n_cells` cells of `target` (all genes)."""
-  enc = enc if enc is not None else exp.encode([target])
-  set_size = set_size or exp.config.data.set_size
+@dataclasses.dataclass(frozen=True)
+class CellDraws:
+  """The random draws of a target's predicted cells, in the generator's order."""
+  target: str
+  controls: np.ndarray  # [n] the control cells they start from
+  order_keys: np.ndarray  # [n, G] the rounding's order of the cells per gene
+  start: np.ndarray  # [G] the rounding's offsets
+
+
+def draw_cells(exp, rng: np.random.Generator, target: str, n_cells: int) -> CellDraws:
+  """Every draw of `n_cells` predicted cells of `target` (controls, then the rounding's, as
+  `round_keeping_totals` draws them), so the model can run while other targets are written."""
+  n_genes = exp.dataset.n_genes
   controls = draw_controls(exp, rng, n_cells, target)
-  log_fold = predict_log_folds(exp, predict_fn=predict_fn, params=params, enc=enc,
-                               rows=np.zeros(n_cells, np.int64), control_cells=controls,
-                               set_size=set_size)
+  return CellDraws(target=target, controls=controls, order_keys=rng.random((n_cells, n_genes)),
+                   start=rng.random(n_genes))
+
+
+def cells_of(exp, draws: CellDraws, log_fold: np.ndarray) -> sp.csr_matrix:
+  """Predicted log1p expression [n, G] (CSR) of drawn cells under the model's fold changes."""
   ds = exp.dataset
-  return perturbed_log1p(ds.count_rows(controls), log_fold, totals=ds.totals[controls],
-                         target_sum=ds.target_sum,
-                         control_counts=matched_control_counts(exp, target), rng=rng)
+  return perturbed_log1p(ds.count_rows(draws.controls), log_fold,
+                         totals=ds.totals[draws.controls], target_sum=ds.target_sum,
+                         control_counts=matched_control_counts(exp, draws.target),
+                         order_keys=draws.order_keys, start=draws.start)
+
+
+def predict_target(exp, *, predict_fn, params, target: str, n_cells: int,
+                   rng: np.random.Generator, enc=None,
+                   set_size: int | None = None) -> sp.csr_matrix:
+  """Predicted log1p expression [n_cells, G] (CSR) of `n_cells` cells of `target` (all genes)."""
+  enc = enc if enc is not None else exp.encode([target])
+  draws = draw_cells(exp, rng, target, n_cells)
+  log_fold = predict_log_folds(exp, predict_fn=predict_fn, params=params, enc=enc,
+                               rows=np.zeros(n_cells, np.int64), control_cells=draws.controls,
+                               set_size=set_size or exp.config.data.set_size)
+  return cells_of(exp, draws, log_fold)
 
 
 def perturbed_log1p(counts: np.ndarray, log_fold: np.ndarray, *, totals: np.ndarray,
-                    target_sum: float, control_counts: np.ndarray, rng: np.random.Generator,
-                    genes_per_block: int = 128) -> np.ndarray:
-  """VCC-scaled log1p (below 15) of `sample_perturbed_counts`: [n, G] float32.
+                    target_sum: float, control_counts: np.ndarray, order_keys: np.ndarray,
+                    start: np.ndarray, genes_per_block: int = 128) -> sp.csr_matrix:
+  """VCC-scaled log1p (below 15) of `sample_perturbed_counts`: [n, G] float32 CSR.
 
-  The same draws and the same values, computed a block of genes at a time on every core: the
-  temporaries are [n, genes_per_block] and stay in cache instead of a dozen [n, G] float64
-  arrays.
+  The same values from the same draws (`order_keys`, `start`: `round_keeping_totals`'), computed
+  by compiled kernels (`perturbed_counts`) a block of genes at a time on every core, then made
+  CSR (what the submission file stores) a block of cells at a time.
   """
   n, n_genes = counts.shape
-  order_keys, start = rng.random((n, n_genes)), rng.random(n_genes)  # as round_keeping_totals
-  out = np.empty((n, n_genes), np.float32)
+  scale = totals / target_sum
+  rounded = np.empty((n, n_genes))
 
-  def block(j: int) -> None:
+  def gene_block(j: int) -> None:
     b = slice(j, j + genes_per_block)
-    mean = _perturbed_mean(counts[:, b], log_fold[:, b], totals=totals, target_sum=target_sum,
-                           control_counts=control_counts[b])
-    rounded = _systematic_round(mean, order_keys[:, b], start[b])
-    out[:, b] = np.minimum(normalize.log1p_normalize(rounded, target_sum=target_sum,
-                                                     totals=totals), _LOG1P_CEIL)
+    fold = np.exp(np.clip(log_fold[:, b], -MAX_LOG_FOLD, MAX_LOG_FOLD))  # as `_perturbed_mean`
+    perturbed_counts.round_genes(counts[:, b], fold, scale,
+                                 np.asarray(control_counts[b], np.float64), order_keys[:, b],
+                                 start[b], rounded[:, b])
 
-  # NumPy's sorts and ufuncs release the GIL: blocks run on every core, each writing its columns.
+  cell_blocks = [(lo, min(lo + 256, n)) for lo in range(0, n, 256)]
+  nnz = np.zeros(n + 1, np.int64)
+  # The kernels release the GIL: blocks run on every core, each writing its own part.
   with futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-    list(pool.map(block, range(0, n_genes, genes_per_block)))
-  return out
+    list(pool.map(gene_block, range(0, n_genes, genes_per_block)))
+    list(pool.map(lambda r: perturbed_counts.count_nonzero_rows(rounded, *r, nnz[1:]),
+                  cell_blocks))
+    indptr = np.cumsum(nnz)
+    data = np.empty(indptr[-1], np.float32)
+    indices = np.empty(indptr[-1], np.int32 if n_genes < 2**31 else np.int64)
+    factor = normalize.size_factors(totals, target_sum=target_sum)
+    list(pool.map(lambda r: perturbed_counts.scaled_csr_rows(rounded, factor, indptr, *r, data,
+                                                             indices), cell_blocks))
+    np.log1p(data, out=data)  # as `normalize.log1p_normalize`
+    np.minimum(data, _LOG1P_CEIL, out=data)
+  return sp.csr_matrix((data, indices, indptr), shape=(n, n_genes))
 
 
 def sample_perturbed_counts(counts: np.ndarray, log_fold: np.ndarray, *, totals: np.ndarray,

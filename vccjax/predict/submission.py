@@ -8,6 +8,7 @@ cell-eval accepts, written to a temporary file and renamed when complete.
 from __future__ import annotations
 
 import time
+from concurrent import futures
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,7 @@ def write_submission(exp, *, predict_fn, params, pert_counts: pd.DataFrame, gene
   control = ds.control_label
   targets = [t for t in pert_counts.target_gene if t != control]
   columns = gene_columns(ds.gene_names, genes, where="--genes")
+  identity = np.array_equal(columns, np.arange(ds.n_genes))
   total = int(pert_counts.loc[pert_counts.target_gene != control, "n_cells"].sum()) + n_controls
   if total > MAX_SUBMISSION_CELLS:
     raise InputError("--n-controls", f"{total:,} cells in all; cell-eval prep accepts at most "
@@ -60,16 +62,32 @@ def write_submission(exp, *, predict_fn, params, pert_counts: pd.DataFrame, gene
         "information'")
   rng = np.random.default_rng(seed)
   n_cells = dict(zip(pert_counts.target_gene, pert_counts.n_cells.astype(int)))
+  set_size = exp.config.data.set_size
   t0, written = time.time(), 0
-  with H5adWriter(out_path, var=pd.DataFrame(index=pd.Index(genes, name=None))) as writer:
-    for i, target in enumerate(targets):
-      expr = predicted_cells.predict_target(exp, predict_fn=predict_fn, params=params,
-                                            target=target, n_cells=n_cells[target], rng=rng,
-                                            enc=type(enc)(*(a[i:i + 1] for a in enc)))
-      writer.append(expr[:, columns], _obs(target, len(expr), written))
-      written += len(expr)
-      log(f"[predict] {i + 1}/{len(targets)} {target}: {len(expr)} cells "
+  with H5adWriter(out_path, var=pd.DataFrame(index=pd.Index(genes, name=None))) as writer, \
+      futures.ThreadPoolExecutor(1, thread_name_prefix="vccjax-model") as model:
+    def write(i, draws, log_fold):
+      nonlocal written
+      expr = predicted_cells.cells_of(exp, draws, log_fold.result())
+      writer.append(expr if identity else expr[:, columns], _obs(draws.target, expr.shape[0],
+                                                                 written))
+      written += expr.shape[0]
+      log(f"[predict] {i + 1}/{len(targets)} {draws.target}: {expr.shape[0]} cells "
           f"({written / max(time.time() - t0, 1e-9):,.0f} cells/s)")
+
+    # The model predicts a target while the cells of the one before are made and written.
+    pending = None
+    for i, target in enumerate(targets):
+      draws = predicted_cells.draw_cells(exp, rng, target, n_cells[target])
+      log_fold = model.submit(predicted_cells.predict_log_folds, exp, predict_fn=predict_fn,
+                              params=params, enc=type(enc)(*(a[i:i + 1] for a in enc)),
+                              rows=np.zeros(len(draws.controls), np.int64),
+                              control_cells=draws.controls, set_size=set_size)
+      if pending:
+        write(*pending)
+      pending = (i, draws, log_fold)
+    if pending:
+      write(*pending)
     pool = ds.cells_of(control)  # honest controls: a uniform sample of the real ones
     controls = rng.choice(pool, size=n_controls, replace=n_controls > len(pool))
     for start in range(0, n_controls, 2048):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import scipy.sparse as sp
 import pandas as pd
 
 from vccjax import metrics
@@ -100,7 +101,7 @@ class VccEvaluator:
                                             target=t, n_cells=self.n_cells[t], rng=rng,
                                             enc=_row(self.encoding, i))
              for i, t in enumerate(self.targets)]
-    return np.concatenate(parts)
+    return sp.vstack(parts).toarray()
 
   def __call__(self, *, predict_fn, params, write_dir: str | None = None) -> dict:
     """Raw, baseline and scaled scores: des, pds, mae, *_baseline, *_scaled, overall.

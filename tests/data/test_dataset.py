@@ -10,7 +10,7 @@ from vccjax.errors import InputError
 
 @pytest.fixture(scope="module")
 def h1():
-  return dataset.load_dataset(shared("vcc_h1_subset.h5ad"), n_hvg=300, chunk_size=128)
+  return dataset.load_dataset(shared("vcc_h1_subset.h5ad"), n_hvg=300, values_per_range=20_000)
 
 
 def _dense_log1p(path):
@@ -51,7 +51,7 @@ def test_measured_targets_are_always_input_genes(h1):
 
 
 def test_backed_reading_gives_the_same_dataset(h1):
-  backed = dataset.load_dataset(h1.path, n_hvg=300, backed=True, chunk_size=100)
+  backed = dataset.load_dataset(h1.path, n_hvg=300, backed=True, values_per_range=20_000)
   np.testing.assert_array_equal(backed.hvg, h1.hvg)
   np.testing.assert_allclose(backed.hvg_log1p, h1.hvg_log1p)
   np.testing.assert_allclose(backed.target_effect, h1.target_effect, rtol=1e-6, atol=1e-7)

@@ -16,7 +16,7 @@ HIT = "prepared arrays from the cache"
 
 
 def _load(path, cache_dir, **kwargs):
-  return dataset.load_dataset(path, n_hvg=kwargs.pop("n_hvg", 300), chunk_size=128, cache=True,
+  return dataset.load_dataset(path, n_hvg=kwargs.pop("n_hvg", 300), values_per_range=20_000, cache=True,
                               cache_dir=str(cache_dir), verbose=True, **kwargs)
 
 
@@ -40,7 +40,7 @@ def h1_copy(tmp_path):
 
 
 def test_a_second_load_reads_the_cache_and_gives_identical_arrays(h1_copy, tmp_path, capsys):
-  cold = dataset.load_dataset(h1_copy, n_hvg=300, chunk_size=128)
+  cold = dataset.load_dataset(h1_copy, n_hvg=300, values_per_range=20_000)
   first = _load(h1_copy, tmp_path / "cache")
   assert HIT not in capsys.readouterr().out
   second = _load(h1_copy, tmp_path / "cache")
@@ -62,7 +62,7 @@ def test_a_changed_file_or_setting_is_a_new_entry(h1_copy, tmp_path, capsys):
   adata.write_h5ad(h1_copy)
   changed = _load(h1_copy, cache)
   assert HIT not in capsys.readouterr().out
-  _assert_same(changed, dataset.load_dataset(h1_copy, n_hvg=300, chunk_size=128))
+  _assert_same(changed, dataset.load_dataset(h1_copy, n_hvg=300, values_per_range=20_000))
   assert len(os.listdir(cache)) == 3
 
 

@@ -1,15 +1,16 @@
 """A VCC-layout file prepared for training: scaling, HVGs, groups, pseudobulk effects.
 
-`load_dataset` makes three streaming passes over the counts (so a 220k x 18,080 file never has to
-be densified, and is read backed when it is large): the first finds each cell's total and the file's
-median total (the VCC scaling); the second accumulates per-gene log1p moments (for HVGs), the
-control mean of each context (batch x cell type) and each target's pseudobulk effect against its
-cells' own context controls. The third computes the HVG log1p matrix, the model's input, and
-keeps it in memory, or, with `stream=True`, writes it to a file on local disk whose rows are read
-a few cells at a time when asked for (`streaming.StreamedExpression`). With `cache=True` the
-prepared arrays are kept on disk per file and settings (`prepared_cache`), and a later load of the
-same file reads them instead of making the passes.
-"""
+`load_dataset` makes three streaming passes over the counts (`count_passes`: compiled, reading
+the next row range while computing on the current one), so a 220k x 18,080 file is never
+densified and is read backed when it is large: the first reads only the stored values and finds
+each cell's total and the file's median total (the VCC scaling); the second accumulates per-gene
+log1p moments (for HVGs), the control mean of each context (batch x cell type) and each target's
+pseudobulk effect against its cells' own context controls; the third computes the HVG log1p
+matrix, the model's input, and keeps it in memory, or, with `stream=True`, writes it to a file
+on local disk whose rows are read a few cells at a time when asked for
+(`streaming.StreamedExpression`). The HVGs need the moments, and the moments the median: three
+passes. With `cache=True` the prepared arrays are kept on disk per file and settings
+(`prepared_cache`), and a later load of the same file reads them instead of making the passes."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ import os
 import time
 
 import numpy as np
-import scipy.sparse as sp
 
+from vccjax.data import count_passes
 from vccjax.data import io
 from vccjax.data import normalize
 from vccjax.data import prepared_cache
@@ -164,25 +165,20 @@ def _contexts(labels: io.CellLabels) -> tuple[np.ndarray, list[str]]:
   return context.astype(np.int32), names.tolist()
 
 
-def _totals_pass(adata, chunk_size: int) -> np.ndarray:
+def _totals_pass(adata, values_per_range: int) -> np.ndarray:
+  """[cells] total count of each cell (reads the values only, not their genes)."""
   totals = np.empty(adata.n_obs, np.float64)
-  for start, chunk in io.iter_row_chunks(adata, chunk_size):
-    if chunk.nnz and (chunk.data.min() < 0 or not np.isfinite(chunk.data).all()):
+  for start, stop, data, _, indptr in count_passes.csr_ranges(
+      adata, with_indices=False, values_per_range=values_per_range):
+    if not count_passes.row_totals(data, indptr, totals[start:stop]):
       raise ValueError("negative or non-finite values in X")
-    totals[start:start + chunk.shape[0]] = normalize.cell_totals(chunk)
   return totals
-
-
-def _group_sums(chunk: sp.csr_matrix, groups: np.ndarray, n_groups: int) -> np.ndarray:
-  """Sum of the rows of `chunk` per group id: [n_groups, genes] float64."""
-  onehot = sp.csr_matrix((np.ones(len(groups)), (groups, np.arange(len(groups)))),
-                         shape=(n_groups, len(groups)))
-  return np.asarray((onehot @ chunk).todense(), dtype=np.float64)
 
 
 def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int = 2000,
                  backed: bool | str = "auto", stream: bool = False,
-                 stream_dir: str | None = None, chunk_size: int = 8192,
+                 stream_dir: str | None = None,
+                 values_per_range: int = count_passes.VALUES_PER_RANGE,
                  lfc_pseudocount: float = 1.0, cache: bool = False,
                  cache_dir: str | None = None, verbose: bool = False) -> PerturbDataset:
   """Reads a VCC-layout file of raw counts and prepares it for training and evaluation.
@@ -199,7 +195,8 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
       use with a backed X. (Not cached.)
     stream_dir: directory of that file (local disk with cells x n_hvg x 4 bytes free; default
       `$TMPDIR`).
-    chunk_size: rows per streaming chunk (bounds memory).
+    values_per_range: stored values per streamed row range (bounds memory; the arrays do not
+      depend on it).
     lfc_pseudocount: added to mean normalised counts (UMIs at the median depth) before the log
       fold changes `target_lfc`, so that rarely detected genes get small, not noisy, changes.
     cache: reuse the prepared arrays of an earlier call with the same file and settings, or
@@ -217,7 +214,6 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
   if cache and not stream:
     cache_dir = cache_dir or prepared_cache.default_dir()
     key = prepared_cache.entry_key(path, dict(control_label=control_label, n_hvg=n_hvg,
-                                              chunk_size=chunk_size,
                                               lfc_pseudocount=lfc_pseudocount))
     prepared = prepared_cache.load(cache_dir, key, log=print)
     if prepared is not None:
@@ -228,7 +224,7 @@ def load_dataset(path: str, *, control_label: str = io.CONTROL_LABEL, n_hvg: int
                             cache_entry=(cache_dir, key))
   _check_counts(adata, path)
   prepared = _prepare(adata, labels, path=path, n_hvg=n_hvg, stream=stream, stream_dir=stream_dir,
-                      chunk_size=chunk_size, lfc_pseudocount=lfc_pseudocount)
+                      values_per_range=values_per_range, lfc_pseudocount=lfc_pseudocount)
   log(f"[data] median total {prepared['target_sum']:,.0f} UMI, {len(prepared['hvg'])} input "
       f"genes, {len(prepared['context_names'])} contexts" +
       (", input genes streamed" if stream else "") + f" ({time.perf_counter() - t0:.1f}s)")
@@ -257,11 +253,11 @@ def _open(path: str, backed: bool | str):
   return io.read_h5ad(path, backed=bool(backed)), bool(backed)
 
 
-def _prepare(adata, labels, *, path, n_hvg, stream, stream_dir, chunk_size,
+def _prepare(adata, labels, *, path, n_hvg, stream, stream_dir, values_per_range,
              lfc_pseudocount) -> dict:
   """The passes over the counts: every PerturbDataset field but the file and its labels."""
   try:
-    totals = _totals_pass(adata, chunk_size)
+    totals = _totals_pass(adata, values_per_range)
   except ValueError as e:
     raise InputError(f"{path} X", str(e), "X must hold raw non-negative counts") from e
   target_sum = normalize.median_target_sum(totals)
@@ -274,7 +270,7 @@ def _prepare(adata, labels, *, path, n_hvg, stream, stream_dir, chunk_size,
                    np.array([t_index.get(t, 0) for t in labels.target_gene]))
   n_groups = len(targets) + len(context_names)
   moments, log1p_sums, count_sums = _group_pass(adata, group, n_groups, totals, target_sum,
-                                                chunk_size)
+                                                values_per_range)
   counts = np.bincount(group, minlength=n_groups).astype(np.float64)
   cells_per_context = np.zeros((len(targets), len(context_names)))
   np.add.at(cells_per_context, (group[~is_control], context[~is_control]), 1.0)
@@ -289,7 +285,7 @@ def _prepare(adata, labels, *, path, n_hvg, stream, stream_dir, chunk_size,
                       if g in gene_pos]
   hvg = normalize.select_hvg(moments.mean, moments.var, n_hvg if n_hvg > 0 else adata.n_vars,
                              always_include=np.array(measured_targets, dtype=np.int64))
-  blocks = _hvg_blocks(adata, hvg, totals, target_sum, chunk_size)
+  blocks = _hvg_blocks(adata, hvg, totals, target_sum, values_per_range)
   if stream:
     hvg_log1p = streaming.StreamedExpression.write(
         blocks=blocks, shape=(adata.n_obs, len(hvg)), cached_cells=np.flatnonzero(is_control),
@@ -327,18 +323,27 @@ def _check_counts(adata, path: str) -> None:
                      "give the raw UMI counts (e.g. adata.layers['counts'] or adata.raw)")
 
 
-def _group_pass(adata, group, n_groups, totals, target_sum, chunk_size):
+def _group_pass(adata, group, n_groups, totals, target_sum, values_per_range):
   """One streaming pass: log1p gene moments, and per-group sums of log1p and of normalised counts."""
   moments = normalize.GeneMoments(adata.n_vars)
   log1p_sums = np.zeros((n_groups, adata.n_vars), np.float64)
   count_sums = np.zeros((n_groups, adata.n_vars), np.float64)
-  for start, chunk in io.iter_row_chunks(adata, chunk_size):
-    rows = slice(start, start + chunk.shape[0])
-    expr = normalize.log1p_normalize(chunk, target_sum=target_sum, totals=totals[rows])
-    moments.update(expr)
-    log1p_sums += _group_sums(expr, group[rows], n_groups)
-    expr.data = np.expm1(expr.data)
-    count_sums += _group_sums(expr, group[rows], n_groups)
+  deferred = np.empty(0, np.int64)
+  for start, stop, data, indices, indptr in count_passes.csr_ranges(
+      adata, values_per_range=values_per_range):
+    if len(data) > len(deferred):
+      deferred = np.empty(len(data), np.int64)
+    factor = normalize.size_factors(totals[start:stop], target_sum=target_sum)
+    sums = (moments.sum, moments.sum_sq, log1p_sums, count_sums)
+    n = count_passes.add_group_sums(data, indices, indptr, *count_passes.log1p_tables(factor),
+                                    group[start:stop], *sums, deferred)
+    if n:  # counts beyond the tables: NumPy's log1p and expm1 (as scanpy's)
+      at = deferred[:n]
+      rows = count_passes.row_of_values(indptr, at)
+      log1p = np.log1p(data[at] / factor[rows])
+      count_passes.add_values(log1p, np.expm1(log1p), indices[at], group[start:stop][rows],
+                              *sums)
+  moments.n = adata.n_obs
   return moments, log1p_sums, count_sums
 
 
@@ -361,10 +366,22 @@ def _matched_effect(sums, counts, cells_per_context, *, prior_cells: float = 25.
   return control_mean, effect
 
 
-def _hvg_blocks(adata, hvg, totals, target_sum, chunk_size):
-  """(rows, [chunk, n_hvg] float32 VCC-scaled input-gene expression) per row chunk, in order."""
-  for start, chunk in io.iter_row_chunks(adata, chunk_size):
-    rows = slice(start, start + chunk.shape[0])
-    # Scale with each cell's total over all genes, then keep the input genes.
-    expr = normalize.log1p_normalize(chunk[:, hvg], target_sum=target_sum, totals=totals[rows])
-    yield rows, expr.toarray()
+def _hvg_blocks(adata, hvg, totals, target_sum, values_per_range):
+  """(rows, [rows, n_hvg] float32 VCC-scaled input-gene expression) per row range, in order."""
+  column = np.full(adata.n_vars, -1, np.int64)
+  column[hvg] = np.arange(len(hvg))
+  deferred = np.empty(0, np.int64)
+  for start, stop, data, indices, indptr in count_passes.csr_ranges(
+      adata, values_per_range=values_per_range):
+    if len(data) > len(deferred):
+      deferred = np.empty(len(data), np.int64)
+    # Scaled with each cell's total over all genes.
+    factor = normalize.size_factors(totals[start:stop], target_sum=target_sum)
+    block = np.zeros((stop - start, len(hvg)), np.float32)
+    log1p_table, _ = count_passes.log1p_tables(factor)
+    n = count_passes.scatter_columns(data, indices, indptr, log1p_table, column, block, deferred)
+    if n:
+      at = deferred[:n]
+      rows = count_passes.row_of_values(indptr, at)
+      block[rows, column[indices[at]]] = np.log1p(data[at] / factor[rows])
+    yield slice(start, stop), block

@@ -87,8 +87,22 @@ def time_random_steps(config, *, n_in: int, n_genes: int, steps_to_time: int) ->
           "cells_per_s": config.data.batch_size * config.data.set_size / step_s}
 
 
+def available_memory() -> int:
+  """Bytes of memory available to a new process (Linux's MemAvailable; free pages elsewhere)."""
+  try:
+    with open("/proc/meminfo") as f:
+      return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+  except (OSError, StopIteration):
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
 def peer_read_h5ad(data_path: str) -> str:
-  """`anndata.read_h5ad` of the file in a fresh process: its time and peak memory."""
+  """`anndata.read_h5ad` of the file in a fresh process: its time and peak memory (skipped when
+  the file is larger than the memory available now: it would be killed, or push others out)."""
+  available = available_memory()
+  if os.path.getsize(data_path) > 0.8 * available:
+    return (f"skipped: the {os.path.getsize(data_path) / 2**30:.1f} GiB file does not fit in the "
+            f"{available / 2**30:.1f} GiB of memory available")
   code = ("import resource, sys, time, anndata; t = time.perf_counter(); "
           "a = anndata.read_h5ad(sys.argv[1]); print(f'{time.perf_counter() - t:.0f}s, peak RSS "
           "{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB')")

@@ -109,20 +109,19 @@ def row_totals(data, indptr, out) -> bool:
   return ok
 
 
-# Counts below this are looked up per cell in tables NumPy computes (`log1p_tables`).
+# Counts below this are looked up per cell in tables NumPy computes (`log1p_table`).
 TABLE_SIZE = 256
 
 
-def log1p_tables(factor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """([cells, TABLE_SIZE] log1p(k / factor), the expm1 of those) in float32, for counts k.
+def log1p_table(factor: np.ndarray) -> np.ndarray:
+  """[cells, TABLE_SIZE] float32 log1p(k / factor) of each cell, for the counts k < TABLE_SIZE.
 
   NumPy's float32 `log1p` and `expm1` (what scanpy and cell-eval call) are the slow part of a
   pass, ~35 ns a value here; a cell's counts are mostly small integers, so each cell's few
   hundred distinct values are computed once by NumPy itself (the same bits) and looked up.
   """
   k = np.arange(TABLE_SIZE, dtype=np.float32)
-  log1p = np.log1p(k[None, :] / factor[:, None])
-  return log1p, np.expm1(log1p)
+  return np.log1p(k[None, :] / factor[:, None])
 
 
 @numba.njit(nogil=True, cache=True)

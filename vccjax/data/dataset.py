@@ -335,7 +335,8 @@ def _group_pass(adata, group, n_groups, totals, target_sum, values_per_range):
       deferred = np.empty(len(data), np.int64)
     factor = normalize.size_factors(totals[start:stop], target_sum=target_sum)
     sums = (moments.sum, moments.sum_sq, log1p_sums, count_sums)
-    n = count_passes.add_group_sums(data, indices, indptr, *count_passes.log1p_tables(factor),
+    log1p_table = count_passes.log1p_table(factor)
+    n = count_passes.add_group_sums(data, indices, indptr, log1p_table, np.expm1(log1p_table),
                                     group[start:stop], *sums, deferred)
     if n:  # counts beyond the tables: NumPy's log1p and expm1 (as scanpy's)
       at = deferred[:n]
@@ -378,8 +379,8 @@ def _hvg_blocks(adata, hvg, totals, target_sum, values_per_range):
     # Scaled with each cell's total over all genes.
     factor = normalize.size_factors(totals[start:stop], target_sum=target_sum)
     block = np.zeros((stop - start, len(hvg)), np.float32)
-    log1p_table, _ = count_passes.log1p_tables(factor)
-    n = count_passes.scatter_columns(data, indices, indptr, log1p_table, column, block, deferred)
+    n = count_passes.scatter_columns(data, indices, indptr, count_passes.log1p_table(factor),
+                                     column, block, deferred)
     if n:
       at = deferred[:n]
       rows = count_passes.row_of_values(indptr, at)

@@ -110,22 +110,13 @@ def log1p_normalize(counts, *, target_sum: float, totals: np.ndarray | None = No
 
 
 class GeneMoments:
-  """Streaming per-gene mean and variance of log1p expression (for HVG selection)."""
+  """Per-gene mean and variance of log1p expression (for HVG selection) from the sums a pass
+  over the cells adds up (`dataset._group_pass`)."""
 
   def __init__(self, n_genes: int):
     self.n = 0
     self.sum = np.zeros(n_genes, np.float64)
     self.sum_sq = np.zeros(n_genes, np.float64)
-
-  def update(self, log1p_expr) -> None:
-    """log1p_expr: [cells, genes] CSR or dense."""
-    self.n += log1p_expr.shape[0]
-    if sp.issparse(log1p_expr):
-      self.sum += np.asarray(log1p_expr.sum(axis=0)).ravel()
-      self.sum_sq += np.asarray(log1p_expr.multiply(log1p_expr).sum(axis=0)).ravel()
-    else:
-      self.sum += log1p_expr.sum(axis=0)
-      self.sum_sq += (log1p_expr.astype(np.float64) ** 2).sum(axis=0)
 
   @property
   def mean(self) -> np.ndarray:

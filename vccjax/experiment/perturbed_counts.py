@@ -119,13 +119,22 @@ def count_nonzero_rows(x, lo, hi, nnz):
 
 
 @numba.njit(nogil=True, cache=True)
-def scaled_csr_rows(x, factor, indptr, lo, hi, data, indices):
-  """Rows [lo, hi) of x [n, G] (counts) into CSR slots: data = float32(count) / factor[row]."""
+def log1p_csr_rows(x, log1p_table, factor, indptr, lo, hi, data, indices, raw):
+  """Rows [lo, hi) of x [n, G] (counts) into CSR slots: data = log1p(count / factor[row]),
+  looked up in `log1p_table` (`count_passes.log1p_table`); a count beyond it is left scaled but
+  not log1p'd, and marked in `raw`."""
+  size = log1p_table.shape[1]
   for r in range(lo, hi):
     k = indptr[r]
     row = x[r]
     for g in range(row.shape[0]):
-      if row[g] != 0.0:
-        data[k] = np.float32(row[g]) / factor[r]
+      v = row[g]
+      if v != 0.0:
+        if v < size:
+          data[k] = log1p_table[r, np.int64(v)]
+          raw[k] = False
+        else:
+          data[k] = np.float32(v) / factor[r]
+          raw[k] = True
         indices[k] = g
         k += 1

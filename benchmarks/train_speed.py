@@ -42,6 +42,12 @@ def peak_rss_gib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def cpu_seconds() -> float:
+  """User + system CPU time of this process so far (steadier than wall time on a busy machine)."""
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
 def random_batch(config, *, n_in: int, n_genes: int, feat_dim: int, seed: int = 0):
   rng = np.random.default_rng(seed)
   b, s = config.data.batch_size, config.data.set_size
@@ -124,10 +130,11 @@ def full_pipeline(config, data_path: str, n_targets: int, cells_per_target: int,
   config.data.cache_dir = cache_dir
   print(f"peer anndata.read_h5ad: {peer_read_h5ad(data_path)}")
   for _ in range(2):
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
     exp = assembly.Experiment.from_config(config, verbose=True)
     how = "from the cache" if exp.dataset.prepared_from_cache else "cold"
-    print(f"load: {time.perf_counter() - t0:.0f}s ({how}), peak RSS {peak_rss_gib():.1f} GiB")
+    print(f"load: {time.perf_counter() - t0:.0f}s ({how}; CPU {cpu_seconds() - cpu0:.0f}s), "
+          f"peak RSS {peak_rss_gib():.1f} GiB")
   enc = exp.encode(exp.dataset.targets, allow_missing=True)
   sampler = training_data.make_sampler(exp, config)
   rows = training_data.sampler_rows(exp, sampler)
@@ -145,13 +152,14 @@ def full_pipeline(config, data_path: str, n_targets: int, cells_per_target: int,
   targets = exp.dataset.targets[:n_targets]
   counts = pd.DataFrame({"target_gene": targets, "n_cells": cells_per_target})
   with tempfile.TemporaryDirectory() as tmp:
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
     summary = submission.write_submission(
         exp, predict_fn=steps.make_predict_step(exp.model), params=state.params,
         pert_counts=counts, genes=list(exp.dataset.gene_names), out_path=f"{tmp}/pred.h5ad",
         n_controls=1000, log=lambda *a: None)
     print(f"prediction: {summary['cells']:,} cells x {exp.dataset.n_genes:,} genes in "
-          f"{time.perf_counter() - t0:.0f}s, peak RSS {peak_rss_gib():.1f} GiB")
+          f"{time.perf_counter() - t0:.0f}s (CPU {cpu_seconds() - cpu0:.0f}s), peak RSS "
+          f"{peak_rss_gib():.1f} GiB")
 
 
 def main():

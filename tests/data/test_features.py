@@ -18,6 +18,21 @@ def test_control_pca_loadings_reconstruct_gene_covariance():
   np.testing.assert_allclose(table.matrix @ table.matrix.T, cov, rtol=0.02, atol=0.02)
 
 
+def test_control_pca_equals_the_svd_of_the_cells_up_to_sign_and_signs_are_fixed():
+  rng = np.random.default_rng(1)
+  x = (rng.normal(size=(300, 4)) * [5, 3, 2, 1]) @ rng.normal(size=(4, 12)) + rng.normal(
+      size=(300, 12)) * 0.1
+  table = features.control_pca(control_expr=x, gene_names=[f"g{i}" for i in range(12)], dim=4)
+  centred = x - x.mean(0)
+  _, s, vt = np.linalg.svd(centred, full_matrices=False)
+  svd = vt[:4].T * (s[:4] / np.sqrt(299))
+  np.testing.assert_allclose(np.abs(table.matrix), np.abs(svd), rtol=1e-4, atol=1e-5)
+  largest = table.matrix[np.abs(table.matrix).argmax(0), np.arange(4)]
+  assert (largest > 0).all()
+  flipped = features.control_pca(control_expr=-x, gene_names=table.genes, dim=4)
+  np.testing.assert_allclose(flipped.matrix, table.matrix, rtol=1e-4, atol=1e-5)
+
+
 def test_go_embedding_places_co_annotated_genes_together():
   go = features.read_go_table(shared("go_bp_annotations.tsv.gz"), dim=64)
   index = {g: i for i, g in enumerate(go.genes)}

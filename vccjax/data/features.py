@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 import pandas as pd
+import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg
 
@@ -87,14 +88,24 @@ class PerturbationFeatures:
 def control_pca(*, control_expr: np.ndarray, gene_names, dim: int) -> GeneTable:
   """Loadings of each measured gene on the top `dim` PCs of control cells.
 
+  The PCs are the top eigenvectors of the genes' covariance (a [genes, genes] product and a
+  partial symmetric eigensolver: seconds for 22,000 controls x 2,000 genes, where an SVD of the
+  cells took minutes), each signed so its largest loading is positive (an SVD's or
+  eigensolver's signs depend on the LAPACK build).
+
   Args:
     control_expr: [cells, genes] log1p expression of control cells.
     gene_names: [genes] names of the columns.
   """
-  x = control_expr - control_expr.mean(0)
+  x = np.asarray(control_expr, np.float64)
+  x = x - x.mean(0)
+  n_genes = x.shape[1]
   dim = min(dim, min(x.shape) - 1)
-  _, s, vt = np.linalg.svd(x, full_matrices=False)
-  loadings = vt[:dim].T * (s[:dim] / np.sqrt(max(len(x) - 1, 1)))
+  covariance = (x.T @ x) / max(len(x) - 1, 1)
+  values, vectors = scipy.linalg.eigh(covariance, subset_by_index=[n_genes - dim, n_genes - 1])
+  values, vectors = values[::-1], vectors[:, ::-1]  # largest first
+  largest = vectors[np.abs(vectors).argmax(0), np.arange(dim)]
+  loadings = vectors * np.where(largest < 0, -1.0, 1.0) * np.sqrt(np.maximum(values, 0.0))
   return GeneTable("control_pca", list(map(str, gene_names)), loadings.astype(np.float32))
 
 

@@ -5,8 +5,8 @@ r"""Time and peak memory of preparing a full-VCC-shape file for training.
 
 Writes (once) a synthetic VCC-layout file (default 220,000 cells x 18,080 genes, ~50k UMI per
 cell, 150 targets, 48 batches), then runs `vccjax.data.dataset.load_dataset` on it in a fresh
-process: two streaming passes (totals; moments, pseudobulks and fold changes of every target)
-and the normalised HVG matrix the model trains on. Prints the time and the peak resident memory
+process: three streaming passes (totals; moments, pseudobulks and fold changes of every target;
+the normalised HVG matrix the model trains on). Prints the time and the peak resident memory
 of that process; the file is read backed (on disk), never densified.
 """
 

@@ -55,3 +55,22 @@ def test_tables_hold_numpys_own_values():
   k = np.arange(count_passes.TABLE_SIZE, dtype=np.float32)
   for r, f in enumerate(factor):
     np.testing.assert_array_equal(table[r], np.log1p(k / f))
+
+
+@pytest.mark.parametrize("backed", [False, True])
+def test_ranges_last_first_are_the_same_ranges_reversed(tmp_path, backed):
+  x = _counts()
+  path = tmp_path / "x.h5ad"
+  ad.AnnData(X=x).write_h5ad(path)
+  adata = ad.read_h5ad(path, backed="r" if backed else None)
+  copy = lambda r: (r[0], r[1], r[2].copy(), r[3].copy(), r[4].copy())  # buffers are reused
+  forward = [copy(r) for r in count_passes.csr_ranges(adata, values_per_range=150)]
+  backward = [copy(r) for r in count_passes.csr_ranges(adata, values_per_range=150,
+                                                       last_first=True)]
+  assert len(forward) > 3 and [r[:2] for r in backward] == [r[:2] for r in forward[::-1]]
+  for a, b in zip(forward, backward[::-1]):
+    for u, v in zip(a[2:], b[2:]):
+      np.testing.assert_array_equal(u, v)
+  rows = np.concatenate([np.repeat(np.arange(r[0], r[1]), np.diff(r[4])) for r in forward])
+  np.testing.assert_array_equal(np.concatenate([r[2] for r in forward]), x.data)
+  np.testing.assert_array_equal(rows, np.repeat(np.arange(50), np.diff(x.indptr)))

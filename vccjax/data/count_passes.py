@@ -26,22 +26,25 @@ from vccjax.data import io
 VALUES_PER_RANGE = 2**23
 
 
-def csr_ranges(adata, *, with_indices: bool = True,
-               values_per_range: int = VALUES_PER_RANGE) -> Iterator[tuple]:
-  """(start, stop, data, indices, indptr) over the rows of `X`, in order.
+def csr_ranges(adata, *, with_indices: bool = True, values_per_range: int = VALUES_PER_RANGE,
+               last_first: bool = False) -> Iterator[tuple]:
+  """(start, stop, data, indices, indptr) over the rows of `X`, in order (or, `last_first`,
+  from the last range back: a pass whose result does not depend on the order then starts
+  where the previous pass ended, with the file's end still in the page cache).
 
   data: float32 stored values, indices: int32 genes (None without `with_indices`), indptr:
   int64 from 0. Backed CSR files are read with one HDF5 read per array and range, into two
   reused buffers (a range's arrays are overwritten two ranges later: use them before asking for
-  the next one); other layouts go through `io.iter_row_chunks`.
+  the next one); other layouts go through `io.iter_row_chunks` (in order).
   """
   x = adata.X
   if getattr(x, "format", None) == "csr" and hasattr(x, "group"):
-    yield from _backed_csr_ranges(x.group, with_indices, values_per_range)
+    yield from _backed_csr_ranges(x.group, with_indices, values_per_range, last_first)
     return
   if sp.issparse(x) and x.format == "csr":
     indptr = x.indptr.astype(np.int64)
-    for start, stop in _row_ranges(indptr, values_per_range):
+    ranges = _row_ranges(indptr, values_per_range)
+    for start, stop in (ranges[::-1] if last_first else ranges):
       lo, hi = indptr[start], indptr[stop]
       yield (start, stop, x.data[lo:hi].astype(np.float32, copy=False),
              x.indices[lo:hi].astype(np.int32, copy=False) if with_indices else None,
@@ -64,9 +67,10 @@ def _row_ranges(indptr: np.ndarray, values_per_range: int) -> list[tuple[int, in
   return ranges
 
 
-def _backed_csr_ranges(group, with_indices: bool, values_per_range: int):
+def _backed_csr_ranges(group, with_indices: bool, values_per_range: int, last_first: bool):
   indptr = group["indptr"][:].astype(np.int64)
   ranges = _row_ranges(indptr, values_per_range)
+  ranges = ranges[::-1] if last_first else ranges
   longest = max((int(indptr[b] - indptr[a]) for a, b in ranges), default=0)
   names = ("data", "indices") if with_indices else ("data",)
   dtypes = {"data": np.float32, "indices": np.int32}

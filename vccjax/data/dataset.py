@@ -331,8 +331,9 @@ def _group_pass(adata, group, n_groups, totals, target_sum, values_per_range):
   log1p_sums = np.zeros((n_groups, adata.n_vars), np.float64)
   count_sums = np.zeros((n_groups, adata.n_vars), np.float64)
   deferred = np.empty(0, np.int64)
+  # Last range first: the totals pass ended there, so that part of the file is still cached.
   for start, stop, data, indices, indptr in count_passes.csr_ranges(
-      adata, values_per_range=values_per_range):
+      adata, values_per_range=values_per_range, last_first=True):
     if len(data) > len(deferred):
       deferred = np.empty(len(data), np.int64)
     factor = normalize.size_factors(totals[start:stop], target_sum=target_sum)

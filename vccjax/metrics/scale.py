@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import os
 from typing import Iterable
 
 import numpy as np
 import scipy.sparse as sp
 
-from vccjax.data import csr_rows, dense_rows, normalize
+from vccjax.data import count_log1p, csr_rows, dense_rows, normalize
 from vccjax.errors import InputError
 from vccjax.metrics import scratch as scratch_lib
 
@@ -50,6 +51,17 @@ class ScalePlan:
   low_positive: float = 1.0
   high: float = 1.0
   kept_indptr: np.ndarray | None = None
+
+  @functools.cached_property
+  def size_factors(self) -> np.ndarray:
+    """[cells] float32 size factors of the cells (counts only)."""
+    return normalize.size_factors(self.totals, target_sum=self.target_sum)
+
+  @functools.cached_property
+  def count_table(self) -> np.ndarray:
+    """[cells, count_log1p.TABLE_COUNTS] float32 log1p of each cell's small counts, scaled
+    (counts only; computed once per file: ~15 MB at the VCC shape)."""
+    return count_log1p.count_table(self.size_factors)
 
   def log1p_bounds(self) -> tuple[float, float]:
     """Bounds (within float32 rounding) on the file's positive values once scaled."""
@@ -160,7 +172,7 @@ def read_scaled(rows: "csr_rows.CsrRows | dense_rows.DenseRows", start: int, sto
   """Rows [start, stop) of a file read directly, scaled by `plan` in `scratch`'s buffers.
 
   A dense file's rows come as the CSR of their nonzero values. The same float32 operations as
-  `apply_scaling` (`normalize.apply_per_row`), so the same bits; the matrix shares the buffers,
+  `apply_scaling` (`count_log1p.scale_rows`), so the same bits; the matrix shares the buffers,
   so it is valid until `scratch` reads the next chunk.
 
   Returns:
@@ -175,9 +187,9 @@ def read_scaled(rows: "csr_rows.CsrRows | dense_rows.DenseRows", start: int, sto
     block = scratch.array("block", (stop - start) * rows.shape[1], np.float32)
   indptr = rows.read(start, stop, data=data, indices=indices, block=block)
   if plan.counts:
-    factor = normalize.size_factors(plan.totals[start:stop], target_sum=plan.target_sum)
-    normalize.apply_per_row(np.divide, data, indptr, factor)
-    np.log1p(data[:indptr[-1]], out=data[:indptr[-1]])
+    count_log1p.scale_rows(data, indptr, factor=plan.size_factors[start:stop],
+                           table=plan.count_table[start:stop],
+                           misses=scratch.array("misses", n, np.int64))
   return sp.csr_matrix((data[:indptr[-1]], indices[:indptr[-1]], indptr),
                        shape=(stop - start, rows.shape[1]), copy=False)
 

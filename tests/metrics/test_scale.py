@@ -54,20 +54,42 @@ def test_log1p_input_is_kept_and_bad_scales_are_rejected():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
-def test_inspect_values_over_many_windows(dtype):
-  """What the scan reports must not depend on which window a value falls in."""
+def test_inspect_values_facts(dtype):
+  """The scan's facts are NumPy's: min and max with zeros, modf's fraction, smallest positive."""
   from vccjax.metrics import scale
-  size = 3 * scale._VALUES_PER_CHECK + 5
-  values = np.zeros(size, dtype)
-  values[-2] = 7  # the largest and the smallest positive value, in the last (short) window
+  values = np.zeros(1000, dtype)
+  values[-2] = 7
   assert scale.inspect_values(values) == (True, 0.0, 7.0, False, 7.0)
-  values[scale._VALUES_PER_CHECK + 1] = -3
+  values[401] = -3
   assert scale.inspect_values(values) == (True, -3.0, 7.0, False, 7.0)
   if dtype is not np.int64:
     fractional = values.copy()
-    fractional[2 * scale._VALUES_PER_CHECK] = 2.5
+    fractional[700] = 2.5
     assert scale.inspect_values(fractional) == (True, -3.0, 7.0, True, 2.5)
+    # A fraction of exactly 1e-3 in the values' dtype is not above cell-eval's 1e-3 (NumPy
+    # compares a float32 array with 1e-3 in float32); negative fractions never are.
+    edge = values.copy()
+    edge[5], edge[6] = dtype(1e-3), dtype(-2.5)
+    frac, _ = np.modf(edge)
+    assert scale.inspect_values(edge)[3] == bool((frac > 1e-3).any()) == False  # noqa: E712
     for bad in (np.nan, np.inf, -np.inf):
       broken = values.copy()
       broken[-1] = bad
       assert not scale.inspect_values(broken)[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_row_totals_equal_numpy_for_counts(dtype):
+  from vccjax.data import normalize
+  from vccjax.metrics import value_scan
+  rng = np.random.default_rng(0)
+  per_row = rng.integers(0, 30, 40)
+  per_row[[0, 9, 39]] = 0
+  indptr = np.r_[0, np.cumsum(per_row)]
+  values = rng.poisson(3.0, indptr[-1]).astype(dtype) * rng.choice([1, 1000], indptr[-1])
+  totals, nonzero = value_scan.row_totals(values, indptr)
+  np.testing.assert_array_equal(totals, normalize.row_totals(values, indptr))
+  np.testing.assert_array_equal(
+      nonzero, [np.count_nonzero(values[a:b]) for a, b in zip(indptr, indptr[1:])])
+  assert value_scan.scan_values(values, fraction_epsilon=1e-3)[5]
+  assert not value_scan.scan_values(values + dtype(0.5), fraction_epsilon=1e-3)[5]

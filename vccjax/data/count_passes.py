@@ -113,21 +113,6 @@ def row_totals(data, indptr, out) -> bool:
   return ok
 
 
-# Counts below this are looked up per cell in tables NumPy computes (`log1p_table`).
-TABLE_SIZE = 256
-
-
-def log1p_table(factor: np.ndarray) -> np.ndarray:
-  """[cells, TABLE_SIZE] float32 log1p(k / factor) of each cell, for the counts k < TABLE_SIZE.
-
-  NumPy's float32 `log1p` and `expm1` (what scanpy and cell-eval call) are the slow part of a
-  pass, ~35 ns a value here; a cell's counts are mostly small integers, so each cell's few
-  hundred distinct values are computed once by NumPy itself (the same bits) and looked up.
-  """
-  k = np.arange(TABLE_SIZE, dtype=np.float32)
-  return np.log1p(k[None, :] / factor[:, None])
-
-
 @numba.njit(nogil=True, cache=True)
 def add_group_sums(data, indices, indptr, log1p_table, count_table, group, gene_sum, gene_sum_sq,
                    log1p_sums, count_sums, deferred):

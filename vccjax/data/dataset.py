@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from vccjax.data import count_log1p
 from vccjax.data import count_passes
 from vccjax.data import io
 from vccjax.data import normalize
@@ -338,7 +339,7 @@ def _group_pass(adata, group, n_groups, totals, target_sum, values_per_range):
       deferred = np.empty(len(data), np.int64)
     factor = normalize.size_factors(totals[start:stop], target_sum=target_sum)
     sums = (moments.sum, moments.sum_sq, log1p_sums, count_sums)
-    log1p_table = count_passes.log1p_table(factor)
+    log1p_table = count_log1p.log1p_table(factor)
     n = count_passes.add_group_sums(data, indices, indptr, log1p_table, np.expm1(log1p_table),
                                     group[start:stop], *sums, deferred)
     if n:  # counts beyond the tables: NumPy's log1p and expm1 (as scanpy's)
@@ -382,7 +383,7 @@ def _hvg_blocks(adata, hvg, totals, target_sum, values_per_range):
     # Scaled with each cell's total over all genes.
     factor = normalize.size_factors(totals[start:stop], target_sum=target_sum)
     block = np.zeros((stop - start, len(hvg)), np.float32)
-    n = count_passes.scatter_columns(data, indices, indptr, count_passes.log1p_table(factor),
+    n = count_passes.scatter_columns(data, indices, indptr, count_log1p.log1p_table(factor),
                                      column, block, deferred)
     if n:
       at = deferred[:n]

@@ -3,7 +3,8 @@
 The dense counterpart of `csr_rows.CsrRows`, with the same two reads: `read(..., indices=None)`
 gives every value of the rows (a value pass needs the zeros too: they count in the minimum and in
 the fraction test); with `indices` it keeps only the nonzero values and their columns, a CSR of
-the rows, so a dense file ranks exactly as its CSR copy and costs what its nonzero values cost.
+the rows (one compiled pass drops the zeros: ~5x less CPU than NumPy's mask, positions, take and
+remainder), so a dense file ranks exactly as its CSR copy.
 HDF5 converts the stored dtype (int, float64) to the buffer's and reads contiguous or chunked
 datasets alike.
 """
@@ -11,6 +12,7 @@ datasets alike.
 from __future__ import annotations
 
 import anndata as ad
+import numba
 import numpy as np
 
 from vccjax.data import csr_rows
@@ -61,12 +63,24 @@ class DenseRows:
     target = block[:n_rows * n_genes].reshape(n_rows, n_genes)
     if n_rows:
       self._dataset.read_direct(target, np.s_[start:stop], np.s_[0:n_rows])
-    flat = target.reshape(-1)
-    keep = flat != 0
-    positions = np.flatnonzero(keep)
-    n = len(positions)
-    np.take(flat, positions, out=data[:n])
-    np.remainder(positions, n_genes, out=indices[:n], casting="unsafe")
     indptr = np.zeros(n_rows + 1, indices.dtype)
-    np.cumsum(np.count_nonzero(keep.reshape(n_rows, n_genes), axis=1), out=indptr[1:])
+    _drop_zeros(target.reshape(-1), n_genes, data, indices, indptr)
     return indptr
+
+
+@numba.njit(nogil=True, cache=True)
+def _drop_zeros(block, n_genes, data, indices, indptr):  # pragma: no cover (compiled)
+  """The nonzero values of [rows, genes] `block` (flat) and their genes, to `data` and `indices`
+  (room for exactly as many), and the rows' pointers to `indptr`, in one pass. Branch-free: every
+  value is written at the next free place and the place advances past a nonzero one only (a
+  dense file's zeros and nonzeros alternate unpredictably)."""
+  k = 0
+  room = len(data)
+  for r in range(len(indptr) - 1):
+    for g in range(n_genes):
+      value = block[r * n_genes + g]
+      if k < room:
+        data[k] = value
+        indices[k] = g
+      k += value != 0
+    indptr[r + 1] = k

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from vccjax.data import count_log1p
+
 LOG1P_MAX = 15.0  # cell-eval treats fractional data >= this as not log1p.
 _VALUES_PER_SLICE = 64  # `apply_per_row`: below this many values per slice, one per-value array
 
@@ -103,8 +105,8 @@ def log1p_normalize(counts, *, target_sum: float, totals: np.ndarray | None = No
     counts = sp.csr_matrix(counts)
     # A new data array; the index arrays are shared with `counts` (copying them costs as much).
     data = counts.data.astype(np.float32, copy=True)
-    apply_per_row(np.divide, data, counts.indptr, factor)
-    np.log1p(data, out=data)
+    count_log1p.scale_rows(data, counts.indptr, factor=factor,
+                           table=count_log1p.log1p_table(factor))
     return sp.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
   return np.log1p(np.asarray(counts, dtype=np.float32) / factor[:, None])
 

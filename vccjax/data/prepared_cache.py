@@ -26,8 +26,8 @@ from vccjax import atomic
 VERSION = 1  # bump when the entry layout changes
 # The modules whose code computes the prepared arrays: their source is part of every key, so a
 # changed computation never reads an entry written by an older one.
-_CODE = ("dataset.py", "count_passes.py", "normalize.py", "io.py", "targets.py", "streaming.py",
-         "features.py")
+_CODE = ("dataset.py", "count_passes.py", "count_log1p.py", "normalize.py", "io.py", "targets.py",
+         "streaming.py", "features.py")
 MAX_BYTES = 32 * 2**30
 MANIFEST = "manifest.json"
 _READ_BLOCK = 64 * 2**20

@@ -121,7 +121,7 @@ def count_nonzero_rows(x, lo, hi, nnz):
 @numba.njit(nogil=True, cache=True)
 def log1p_csr_rows(x, log1p_table, factor, indptr, lo, hi, data, indices, raw):
   """Rows [lo, hi) of x [n, G] (counts) into CSR slots: data = log1p(count / factor[row]),
-  looked up in `log1p_table` (`count_passes.log1p_table`); a count beyond it is left scaled but
+  looked up in `log1p_table` (`count_log1p.log1p_table`); a count beyond it is left scaled but
   not log1p'd, and marked in `raw`."""
   size = log1p_table.shape[1]
   for r in range(lo, hi):

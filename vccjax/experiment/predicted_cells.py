@@ -18,7 +18,7 @@ import os
 import numpy as np
 import scipy.sparse as sp
 
-from vccjax.data import count_passes
+from vccjax.data import count_log1p
 from vccjax.data import normalize
 from vccjax.data import targets as targets_lib
 from vccjax.data.normalize import LOG1P_MAX
@@ -173,7 +173,7 @@ def perturbed_log1p(counts: np.ndarray, log_fold: np.ndarray, *, totals: np.ndar
     data = np.empty(indptr[-1], np.float32)
     indices = np.empty(indptr[-1], np.int32 if n_genes < 2**31 else np.int64)
     factor = normalize.size_factors(totals, target_sum=target_sum)
-    table = count_passes.log1p_table(factor)  # as `normalize.log1p_normalize`, same bits
+    table = count_log1p.log1p_table(factor)  # as `normalize.log1p_normalize`, same bits
     raw = np.empty(indptr[-1], bool)
     list(pool.map(lambda r: perturbed_counts.log1p_csr_rows(rounded, table, factor, indptr, *r,
                                                             data, indices, raw), cell_blocks))

@@ -41,40 +41,55 @@ def _reduce_sorted_rows(rows, label_bits, base, nonzero, at_or_below, equal, tie
   A run: equal values (one key value, then the labels in order); a part: one group's values in
   a run. With c control values in the run and n values of group p: p's values each have `seen +
   c` control values at or below them and c equal to them, and raise the run's t^3 - t, pooled
-  with the control, by f(c + n) - f(c); the control's own term is f(c).
+  with the control, by f(c + n) - f(c); the control's own term is f(c) (a control part, first
+  in its run, has c = 0 before it: one formula for every part). The integer sums are kept in
+  int64 per row (exact, as the float64 sums they are added to).
   """
   mask = (1 << label_bits) - 1
   n_rows, width = rows.shape
   word = np.zeros(1, np.uint32)
   as_float = word.view(np.float32)
+  counts = np.zeros((4, mask + 1), np.int64)
   for r in range(n_rows):
     row = rows[r]
+    sums = value_sums[r]
+    counts[:] = 0
     seen = 0  # control values below the current run
+    c = 0  # control values of the current run
+    run_bits = row[0] >> label_bits
+    word[0] = np.uint32(run_bits + base)
+    value = np.float64(as_float[0])
     i = 0
-    while i < width and (row[i] & mask) != mask:  # padding sorts last
-      bits = row[i] >> label_bits
-      word[0] = np.uint32(bits + base)
-      value = np.float64(as_float[0])
-      c = 0
-      k = i
-      while k < width and (row[k] & mask) != mask and (row[k] >> label_bits) == bits:
-        label = row[k] & mask
-        m = k + 1
-        while m < width and row[m] == row[k]:
-          m += 1
-        n = m - k
-        for _ in range(n):  # one addition per value, in sorted order
-          value_sums[r, label] += value
-        nonzero[r, label] += n
-        if label == 0:
-          c = n
-          ties[r, 0] += float(n * n * n - n)
-          at_or_below[r, 0] += float(n * seen + n * (n + 1) // 2)
-        else:
-          at_or_below[r, label] += float(n * (seen + c))
-          equal[r, label] += float(n * c)
-          t = c + n
-          ties[r, label] += float((t * t * t - t) - (c * c * c - c))
-        k = m
-      seen += c
-      i = k
+    while i < width:
+      key = row[i]
+      label = key & mask
+      if label == mask:  # padding sorts last
+        break
+      bits = key >> label_bits
+      if bits != run_bits:
+        seen += c
+        c = 0
+        run_bits = bits
+        word[0] = np.uint32(bits + base)
+        value = np.float64(as_float[0])
+      m = i + 1
+      while m < width and row[m] == key:
+        m += 1
+      n = m - i
+      s = sums[label]
+      for _ in range(n):  # one addition per value, in sorted order
+        s += value
+      sums[label] = s
+      is_control = 1 if label == 0 else 0
+      t = c + n
+      counts[0, label] += n
+      counts[1, label] += n * (seen + c) + is_control * (n * (n + 1) // 2)
+      counts[2, label] += n * c
+      counts[3, label] += (t * t * t - t) - (c * c * c - c)
+      c += is_control * n
+      i = m
+    for g in range(mask + 1):
+      nonzero[r, g] += counts[0, g]
+      at_or_below[r, g] += counts[1, g]
+      equal[r, g] += counts[2, g]
+      ties[r, g] += counts[3, g]

@@ -16,19 +16,20 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import os
 from typing import Iterable
 
 import numpy as np
 import scipy.sparse as sp
 
-from vccjax.data import csr_rows, dense_rows, normalize
+from vccjax.data import count_log1p, csr_rows, dense_rows, normalize
 from vccjax.errors import InputError
 from vccjax.metrics import scratch as scratch_lib
+from vccjax.metrics import value_scan
 
 _ROWS_PER_CHUNK = 8192
 _VALUES_PER_READ = 1 << 22  # stored values per read of `plan_scaling_of_csr`
-_VALUES_PER_CHECK = 1 << 17  # values per window of `inspect_values` (L2-sized)
 _FRACTION_EPSILON = 1e-3  # cell-eval's guess_is_lognorm
 
 
@@ -50,6 +51,17 @@ class ScalePlan:
   low_positive: float = 1.0
   high: float = 1.0
   kept_indptr: np.ndarray | None = None
+
+  @functools.cached_property
+  def size_factors(self) -> np.ndarray:
+    """[cells] float32 size factors of the cells (counts only)."""
+    return normalize.size_factors(self.totals, target_sum=self.target_sum)
+
+  @functools.cached_property
+  def log1p_table(self) -> np.ndarray:
+    """[cells, count_log1p.TABLE_SIZE] float32 log1p of each cell's small counts, scaled
+    (counts only; computed once per file: ~15 MB at the VCC shape)."""
+    return count_log1p.log1p_table(self.size_factors)
 
   def log1p_bounds(self) -> tuple[float, float]:
     """Bounds (within float32 rounding) on the file's positive values once scaled."""
@@ -100,9 +112,13 @@ def plan_scaling_of_rows(rows: "csr_rows.CsrRows | dense_rows.DenseRows", *, whe
     with buffers.lease() as scratch:
       values = scratch.array("data", int(rows.indptr[stop] - rows.indptr[start]), dtype)
       indptr = rows.read(start, stop, data=values)
-      kept = (np.count_nonzero(values.reshape(stop - start, -1), axis=1) if dense
-              else np.diff(indptr))
-      return inspect_values(values), normalize.row_totals(values, indptr), kept
+      found = value_scan.scan_values(values, fraction_epsilon=_FRACTION_EPSILON)
+      if found[0] and found[5]:  # integers: the compiled sums are exact
+        totals, nonzero = value_scan.row_totals(values, indptr)
+      else:
+        totals = normalize.row_totals(values, indptr)
+        nonzero = np.count_nonzero(values.reshape(stop - start, -1), axis=1) if dense else None
+      return found[:5], totals, nonzero if dense else np.diff(indptr)
 
   threads = threads or len(os.sched_getaffinity(0))
   with concurrent.futures.ThreadPoolExecutor(threads) as pool:
@@ -160,7 +176,7 @@ def read_scaled(rows: "csr_rows.CsrRows | dense_rows.DenseRows", start: int, sto
   """Rows [start, stop) of a file read directly, scaled by `plan` in `scratch`'s buffers.
 
   A dense file's rows come as the CSR of their nonzero values. The same float32 operations as
-  `apply_scaling` (`normalize.apply_per_row`), so the same bits; the matrix shares the buffers,
+  `apply_scaling` (`count_log1p.scale_rows`), so the same bits; the matrix shares the buffers,
   so it is valid until `scratch` reads the next chunk.
 
   Returns:
@@ -175,9 +191,9 @@ def read_scaled(rows: "csr_rows.CsrRows | dense_rows.DenseRows", start: int, sto
     block = scratch.array("block", (stop - start) * rows.shape[1], np.float32)
   indptr = rows.read(start, stop, data=data, indices=indices, block=block)
   if plan.counts:
-    factor = normalize.size_factors(plan.totals[start:stop], target_sum=plan.target_sum)
-    normalize.apply_per_row(np.divide, data, indptr, factor)
-    np.log1p(data[:indptr[-1]], out=data[:indptr[-1]])
+    count_log1p.scale_rows(data, indptr, factor=plan.size_factors[start:stop],
+                           table=plan.log1p_table[start:stop],
+                           misses=scratch.array("misses", n, np.int64))
   return sp.csr_matrix((data[:indptr[-1]], indices[:indptr[-1]], indptr),
                        shape=(stop - start, rows.shape[1]), copy=False)
 
@@ -229,30 +245,13 @@ def inspect_values(values: np.ndarray) -> tuple[bool, float, float, bool, float]
 
   The fractional part is NumPy's `modf`'s (x - trunc(x), sign of x), as cell-eval tests it; the
   min and max count zeros, as a sparse matrix's min and max do. Float64 input is checked in
-  float64, as cell-eval does. Cache-sized windows with one reused buffer: no pass over the whole
-  array and no new memory per call beyond a window (this runs over every value of a file).
+  float64, as cell-eval does. One compiled pass (`value_scan`), no new memory (this runs over
+  every value of a file).
   """
   flat = np.ravel(values)
   if flat.dtype not in (np.float32, np.float64):
     flat = flat.astype(np.float64)
-  low, high, fractional, positive = 0.0, 0.0, False, np.inf
-  part = np.empty(min(len(flat), _VALUES_PER_CHECK), flat.dtype)
-  for start in range(0, len(flat), _VALUES_PER_CHECK):
-    window = flat[start:start + _VALUES_PER_CHECK]
-    window_low, window_high = float(window.min()), float(window.max())  # NaN propagates
-    if not (np.isfinite(window_low) and np.isfinite(window_high)):
-      return False, low, high, fractional, positive
-    low, high = min(low, window_low), max(high, window_high)
-    if not fractional:  # once one is found, the file is not counts
-      whole = part[:len(window)]
-      np.trunc(window, out=whole)
-      np.subtract(window, whole, out=whole)
-      fractional = bool((whole > _FRACTION_EPSILON).any())
-    if window_low > 0:
-      positive = min(positive, window_low)
-    elif window_high > 0:
-      positive = min(positive, float(window.min(where=window > 0, initial=np.inf)))
-  return True, low, high, fractional, positive
+  return value_scan.scan_values(flat, fraction_epsilon=_FRACTION_EPSILON)[:5]
 
 
 def _row_chunks(expr):

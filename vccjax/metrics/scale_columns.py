@@ -2,8 +2,9 @@
 
 The scaling is per cell (each cell to the file's median total), so a block of genes needs every
 cell's total first: the first pass sums each block's values into the cells' totals (float64,
-exact for counts), the second divides each value by its cell's float32 size factor, the same
-float32 operation `normalize.apply_per_row` does, so the same bits as a CSR copy of the file.
+exact for counts), the second scales each value by its cell's float32 size factor
+(`count_log1p.scale_cells`, the same float32 operations as for rows), so the same bits as a CSR
+copy of the file.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import os
 
 import numpy as np
 
-from vccjax.data import csc_columns
-from vccjax.data import normalize
+from vccjax.data import count_log1p, csc_columns
 from vccjax.metrics import scale
 from vccjax.metrics import scratch as scratch_lib
 
@@ -66,8 +66,6 @@ def read_scaled_columns(columns: csc_columns.CscColumns, start: int, stop: int,
   cells = scratch.array("indices", n, np.int32)
   colptr = columns.read(start, stop, data=values, indices=cells)
   if plan.counts:
-    factor = normalize.size_factors(plan.totals, target_sum=plan.target_sum)
-    np.divide(values, np.take(factor, cells, out=scratch.array("factor", n, np.float32)),
-              out=values)
-    np.log1p(values, out=values)
+    count_log1p.scale_cells(values, cells, factor=plan.size_factors, table=plan.log1p_table,
+                            misses=scratch.array("misses", n, np.int64))
   return values, cells, colptr

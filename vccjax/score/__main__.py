@@ -16,6 +16,7 @@ built here is ranked in closed form, its cells never formed). `--json` also writ
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -84,6 +85,9 @@ def main(argv=None) -> dict:
   args = parse_args(argv)
   if args.json:
     prepare_json_directory(args.json)
+  # The ~180,000 objects of the imports (JAX's mostly) live to the end: the collector need not
+  # walk them at every full collection while the files are summarised (~2% of the CPU time).
+  gc.freeze()
   scores = file_scores.score_files(pred_path=args.pred, real_path=args.real, train_path=args.train,
                                    pert_counts_path=args.pert_counts, baseline_path=args.baseline,
                                    fdr=args.fdr, control_label=args.control_label,

@@ -73,7 +73,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict(dict(
       name="set_tx", hidden=128, layers=2, heads=4, mlp_ratio=2, dropout=0.0, decoder_rank=64,
-      knockdown=True, memory=False))
+      knockdown=True, memory=False, nearest_prior=0))
 
   c.loss = ml_collections.ConfigDict(dict(
       distribution="energy", distribution_weight=1.0, pseudobulk_weight=10.0))
@@ -88,7 +88,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict(dict(
       fdr="global", max_cells_per_target=1000, max_control_cells=2000,
-      write_cells=False))  # True: write real/pred/baseline .h5ad of the final evals
+      write_cells=False,  # True: write real/pred/baseline .h5ad of the final evals
+      final_val=True))  # False: score only the test targets at the end (the benchmark)
 
   if variant == "demo":
     c.data.test_fraction = c.data.val_fraction = 4 / 24

@@ -125,11 +125,16 @@ def _run(config, workdir: str, changes: dict | None, *, is_main: bool) -> dict:
   mesh = sharding.make_mesh()
   sharding.check_batch_size(config.data.batch_size, mesh)
   predict_fn = steps.make_predict_step(exp.model)
+  # The validation targets choose a trained model's checkpoint; a closed-form model needs them
+  # only for a final validation score (`eval.final_val`; the benchmark reads test scores only).
+  final_val = config.eval.get("final_val", True)
+  wanted = {"test"} | ({"val"} if final_val or config.model.name not in CLOSED_FORM else set())
   evaluators = {name: held_out.VccEvaluator(
       exp, targets, max_cells_per_target=config.eval.max_cells_per_target,
       max_control_cells=config.eval.max_control_cells, fdr=config.eval.fdr, seed=config.seed,
       exclude_cells=training_data.few_shot_given(exp, config))
-      for name, targets in (("val", exp.split.val), ("test", exp.split.test)) if targets}
+      for name, targets in (("val", exp.split.val), ("test", exp.split.test))
+      if targets and name in wanted}
   ckpt = checkpoint_lib.Checkpoints(workdir, keep=config.train.keep_checkpoints)
   if is_main:
     workdir_lib.record(workdir, config.to_dict(), changes, step=ckpt.latest_step() or 0)
@@ -147,7 +152,7 @@ def _run(config, workdir: str, changes: dict | None, *, is_main: bool) -> dict:
   final = {name: ev(predict_fn=predict_fn, params=sharding.host_local(state.params),
                     write_dir=(os.path.join(workdir, f"{name}_cells")
                                if config.eval.write_cells and is_main else None))
-           for name, ev in evaluators.items()}
+           for name, ev in evaluators.items() if name != "val" or final_val}
   if is_main:
     _report(final, workdir, log)
   ckpt.close()

@@ -1,0 +1,32 @@
+"""`eval.final_val=False` (the benchmark): only test targets are scored at the end, while a trained
+model still chooses its checkpoint on the validation targets."""
+
+import json
+
+import pytest
+
+from vccjax import config_file
+from vccjax.train import loop
+
+
+def _config(name, final_val):
+  config = config_file.load_config(config_file.DEFAULT_CONFIG, "tiny")
+  config.model.name = name
+  config.eval.final_val = final_val
+  return config
+
+
+@pytest.mark.parametrize("final_val", [True, False])
+def test_closed_form_model_scores_validation_only_when_asked(tmp_path, final_val):
+  scores = loop.train_and_evaluate(_config("mean_effect", final_val), str(tmp_path / "w"))
+  assert "test" in scores
+  assert ("val" in scores) == final_val
+
+
+def test_trained_model_still_chooses_its_checkpoint_on_validation(tmp_path):
+  workdir = tmp_path / "w"
+  scores = loop.train_and_evaluate(_config("set_tx", False), str(workdir))
+  assert set(scores) == {"test"}
+  with open(workdir / "metrics.jsonl") as f:
+    rows = [json.loads(line) for line in f if line.strip()]
+  assert any("val/overall" in row for row in rows)

@@ -73,7 +73,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict(dict(
       name="set_tx", hidden=128, layers=2, heads=4, mlp_ratio=2, dropout=0.0, decoder_rank=64,
-      knockdown=True, memory=False, nearest_prior=0))
+      knockdown=True, memory=False, nearest_prior=0, start_at_prior=False))
 
   c.loss = ml_collections.ConfigDict(dict(
       distribution="energy", distribution_weight=1.0, pseudobulk_weight=10.0))
@@ -84,7 +84,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict(dict(
       steps=1500, log_every=50, eval_every=500, checkpoint_every=250, keep_checkpoints=2,
-      memory_hide=0.25))  # episodic training: share of the memory hidden at each step
+      memory_hide=0.25,  # episodic training: share of the memory hidden at each step
+      eval_at_start=False))  # True: the untrained model is a validation-chosen candidate too
 
   c.eval = ml_collections.ConfigDict(dict(
       fdr="global", max_cells_per_target=1000, max_control_cells=2000,

@@ -101,3 +101,15 @@ def test_gated_nearest_prior_spans_ridge_prior_and_go_nearest_recall():
   out = np.asarray(model.apply(params, x))[:, 0]
   gate = 1 / (1 + np.exp(-4.0 * np.array([0.9, 0.5])))
   np.testing.assert_allclose(out, gate[:, None] * near + (1 - gate[:, None]) * prior, atol=1e-5)
+
+
+def test_start_at_prior_predicts_the_gated_priors_before_training():
+  model = models.get_model("set_tx", n_genes_out=G, hidden=8, layers=1, heads=2,
+                           decoder_rank=4, knockdown=False, nearest_prior=1, start_at_prior=True)
+  x = _inputs()._replace(prior_lfc=jnp.ones((B, G)))
+  params = model.init({"params": jax.random.key(0)}, x)
+  near = np.asarray(x.memory_lfc).mean(1)  # every GO cosine 0: the mean of readable entries
+  out = np.asarray(model.apply(params, x))
+  gene_sum = np.array([1, 2])[:, None]  # set 1 has two genes: their recalls add
+  np.testing.assert_allclose(out, np.broadcast_to(((1 + gene_sum * near) / 2)[:, None], out.shape),
+                             atol=1e-5)

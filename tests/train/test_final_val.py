@@ -30,3 +30,13 @@ def test_trained_model_still_chooses_its_checkpoint_on_validation(tmp_path):
   with open(workdir / "metrics.jsonl") as f:
     rows = [json.loads(line) for line in f if line.strip()]
   assert any("val/overall" in row for row in rows)
+
+
+def test_eval_at_start_makes_the_untrained_model_a_candidate(tmp_path):
+  config = _config("set_tx", False)
+  config.train.eval_at_start = True
+  workdir = tmp_path / "w"
+  loop.train_and_evaluate(config, str(workdir))
+  with open(workdir / "metrics.jsonl") as f:
+    steps = [json.loads(line)["step"] for line in f if "val/overall" in line]
+  assert steps[0] == 0 and steps[-1] == config.train.steps

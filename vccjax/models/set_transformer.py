@@ -87,6 +87,8 @@ class SetTransformer(nn.Module):
     memory: attend over the memory of measured training effects (ModelInputs.memory_*).
     nearest_prior: k > 0: start also from the GO-nearest prior of the k most similar memory
       entries, gated against the ridge prior (see the module doc); 0: ridge prior only.
+    start_at_prior: the output head's gene embedding starts at 0, so the untrained model
+      predicts exactly its prior(s) (and the knockdown); training learns the corrections.
   """
   n_genes_out: int
   hidden: int = 128
@@ -98,6 +100,7 @@ class SetTransformer(nn.Module):
   knockdown: bool = True
   memory: bool = False
   nearest_prior: int = 0
+  start_at_prior: bool = False
 
   @nn.compact
   def __call__(self, x: model_inputs.ModelInputs, *, deterministic: bool = True):
@@ -117,7 +120,8 @@ class SetTransformer(nn.Module):
     # Low-rank head: per-cell and per-perturbation parts share the gene embedding.
     low = nn.Dense(self.decoder_rank, name="cell_to_rank")(h)
     low = low + nn.Dense(self.decoder_rank, name="pert_to_rank")(pert)[:, None, :]
-    gene_embed = self.param("gene_embedding", nn.initializers.normal(0.02),
+    head_init = nn.initializers.zeros if self.start_at_prior else nn.initializers.normal(0.02)
+    gene_embed = self.param("gene_embedding", head_init,
                             (self.decoder_rank, self.n_genes_out))
     gene_bias = self.param("gene_bias", nn.initializers.zeros, (self.n_genes_out,))
     # Start from the ridge prior (with a learned per-gene gain) and learn corrections.

@@ -189,6 +189,9 @@ def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, 
   total = config.train.steps
   progress = logbook.Progress(total_steps=total, first_step=start,
                               cells_per_step=config.data.batch_size * config.data.set_size)
+  if start == 0 and val_eval is not None and config.train.get("eval_at_start", False):
+    # The untrained model (with `model.start_at_prior`: the priors alone) is a candidate too.
+    _evaluate(0, state, val_eval, predict_fn, metrics_log, ckpt, log)
   for step in range(start, total):
     batch = to_train_batch(exp, enc, target_rows, sampler.sample(step, sets=own_sets), lfc=lfc)
     if exp.memory.size:
@@ -209,17 +212,22 @@ def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, 
     evaluate_now = val_eval is not None and config.train.eval_every and (
         done % config.train.eval_every == 0 or done == total)
     if evaluate_now:
-      scores = val_eval(predict_fn=predict_fn, params=sharding.host_local(state.params))
-      metrics_log.write(done, **{f"val/{k}": v for k, v in scores.items() if k != "per_target"})
-      log(f"[eval] step {done}: val overall {scores['overall']:.2f} (DES {scores['des']:.3f} "
-          f"PDS {scores['pds']:.3f} MAE {scores['mae']:.4f})")
-      ckpt.save(done, state, score=scores["overall"])
+      _evaluate(done, state, val_eval, predict_fn, metrics_log, ckpt, log)
     elif done % config.train.checkpoint_every == 0 or done == total:
       ckpt.save(done, state)
   if is_main:
     plots.plot_training(logbook.MetricsLog.read(metrics_log.path),
                         os.path.join(workdir, "training.png"))
   return state
+
+
+def _evaluate(step, state, val_eval, predict_fn, metrics_log, ckpt, log) -> None:
+  """Scores `state` on the validation targets, logs it and checkpoints it with its score."""
+  scores = val_eval(predict_fn=predict_fn, params=sharding.host_local(state.params))
+  metrics_log.write(step, **{f"val/{k}": v for k, v in scores.items() if k != "per_target"})
+  log(f"[eval] step {step}: val overall {scores['overall']:.2f} (DES {scores['des']:.3f} "
+      f"PDS {scores['pds']:.3f} MAE {scores['mae']:.4f})")
+  ckpt.save(step, state, score=scores["overall"])
 
 
 class _NoMetricsLog:

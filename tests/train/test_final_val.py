@@ -40,3 +40,25 @@ def test_eval_at_start_makes_the_untrained_model_a_candidate(tmp_path):
   with open(workdir / "metrics.jsonl") as f:
     steps = [json.loads(line)["step"] for line in f if "val/overall" in line]
   assert steps[0] == 0 and steps[-1] == config.train.steps
+
+
+def test_start_at_prior_starts_the_knockdown_at_the_training_median(tmp_path):
+  import numpy as np
+  import orbax.checkpoint as ocp
+  from vccjax.data import synthetic_source
+  from vccjax.experiment import assembly
+
+  config = _config("set_tx", False)
+  config.model.start_at_prior = True
+  config.train.update(eval_at_start=True, steps=0)
+  workdir = tmp_path / "w"
+  loop.train_and_evaluate(config, str(workdir))
+  mngr = ocp.CheckpointManager(str(workdir / "checkpoints" / "best"))
+  params = mngr.restore(0, args=ocp.args.StandardRestore())["params"]["params"]
+  exp = assembly.Experiment.from_config(synthetic_source.resolve(config, str(workdir)))
+  index = {g: i for i, g in enumerate(exp.dataset.gene_names)}
+  kept = [np.exp(exp.dataset.target_lfc[exp.dataset.targets.index(t), index[t]])
+          for t in exp.split.train if t in index]
+  assert kept
+  np.testing.assert_allclose(float(params["knockdown_log_fold"]), np.log(np.median(kept)),
+                             rtol=1e-5)

@@ -80,12 +80,29 @@ def closed_form_params(exp, enc) -> dict:
     if exp.memory.go is None:
       raise InputError("config.features.go_path", f"{exp.config.model.name} needs GO annotations",
                        "set --config.features.go_path=go_bp_annotations.tsv.gz")
-    columns = np.array([enc.target_out_pos[i, 0] if enc.pert_gene_mask[i].sum() == 1 else -1
-                        for i in rows])
-    return baselines.fit_nearest_effect(effects=ds.target_lfc[rows], target_columns=columns)
+    return _median_knockdown(exp, enc, rows)
   pooled = assembly.pooled_features(enc)[rows]
   return baselines.fit_linear_effect(features=pooled, effects=ds.target_lfc[rows],
                                      ridge=exp.ridge)
+
+
+def _median_knockdown(exp, enc, rows) -> dict:
+  """The nearest peers' params: the median knockdown of the measured training target genes."""
+  columns = np.array([enc.target_out_pos[i, 0] if enc.pert_gene_mask[i].sum() == 1 else -1
+                      for i in rows])
+  return baselines.fit_nearest_effect(effects=exp.dataset.target_lfc[rows], target_columns=columns)
+
+
+def _start_at_prior(exp, enc, state, mesh) -> steps.TrainState:
+  """`model.start_at_prior`: the knockdown starts at the training targets' median, as the
+  nearest peers' does, so the untrained model is the priors plus the peers' knockdown."""
+  if "knockdown_log_fold" not in state.params["params"]:
+    return state
+  rows = np.array([exp.dataset.targets.index(t) for t in exp.split.train])
+  value = _median_knockdown(exp, enc, rows)["params"]["knockdown_log_fold"]
+  params = dict(state.params["params"])
+  params["knockdown_log_fold"] = jax.device_put(value, sharding.replicated(mesh))
+  return state.replace(params={**state.params, "params": params})
 
 
 def train_and_evaluate(config, workdir: str, *, fresh: bool = False) -> dict:
@@ -173,6 +190,8 @@ def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, 
                                             example_inputs=example.inputs, key=k),
                  out_shardings=sharding.replicated(mesh))
   state = init(init_key)
+  if config.model.get("start_at_prior", False):
+    state = _start_at_prior(exp, enc, state, mesh)
   restored = ckpt.restore_latest(state)
   if restored is not None:
     state = restored

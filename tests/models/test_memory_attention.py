@@ -64,3 +64,52 @@ def test_hide_memory_hides_a_share_and_never_reveals_own_entries():
   hidden = training_data.hide_memory(mask, fraction=0.25, rng=np.random.default_rng(0))
   assert not hidden[:, 0].any()
   np.testing.assert_allclose(1 - hidden[:, 1:].mean(), 0.25, atol=0.01)
+
+
+def _only_the_start(params):
+  """Params with the network's correction zeroed: the output is then the gated priors alone."""
+  p = jax.tree_util.tree_map(lambda v: v, params)
+  p["params"]["gene_embedding"] = jnp.zeros_like(p["params"]["gene_embedding"])
+  p["params"]["gene_bias"] = jnp.zeros_like(p["params"]["gene_bias"])
+  return p
+
+
+def test_gated_nearest_prior_spans_ridge_prior_and_go_nearest_recall():
+  model = models.get_model("set_tx", n_genes_out=G, hidden=8, layers=1, heads=2,
+                           decoder_rank=4, knockdown=False, nearest_prior=2)
+  assert models.reads_memory(model)
+  sim = np.zeros((B, K, M))
+  sim[:, 0] = [0.9, 0.5, 0.2]
+  mask = np.array([[True, True, True], [False, True, True]])  # set 1 may not read entry 0
+  rng = np.random.default_rng(3)
+  x = _inputs(sim=sim, mask=mask)._replace(
+      prior_lfc=jnp.asarray(rng.normal(size=(B, G)), jnp.float32),
+      pert_gene_mask=jnp.array([[True, False], [True, False]]))
+  params = _only_the_start(model.init({"params": jax.random.key(0)}, x))
+  lfc = np.asarray(x.memory_lfc)
+  # NumPy reference of the GO-nearest prior: the 2 best readable entries, weighted by cosine.
+  near = np.stack([(0.9 * lfc[0, 0] + 0.5 * lfc[0, 1]) / 1.4,
+                   (0.5 * lfc[1, 1] + 0.2 * lfc[1, 2]) / 0.7])
+  prior = np.asarray(x.prior_lfc)
+  for bias, expected in ((30.0, near), (-30.0, prior), (0.0, (near + prior) / 2)):
+    params["params"]["nearest_gate_bias"] = jnp.asarray(bias)
+    out = np.asarray(model.apply(params, x))
+    np.testing.assert_allclose(out, np.broadcast_to(expected[:, None], out.shape), atol=1e-5)
+  # The gate grows with the best GO cosine a target may read (0.9 for set 0, 0.5 for set 1).
+  params["params"]["nearest_gate_bias"] = jnp.asarray(0.0)
+  params["params"]["nearest_gate_slope"] = jnp.asarray(4.0)
+  out = np.asarray(model.apply(params, x))[:, 0]
+  gate = 1 / (1 + np.exp(-4.0 * np.array([0.9, 0.5])))
+  np.testing.assert_allclose(out, gate[:, None] * near + (1 - gate[:, None]) * prior, atol=1e-5)
+
+
+def test_start_at_prior_predicts_the_gated_priors_before_training():
+  model = models.get_model("set_tx", n_genes_out=G, hidden=8, layers=1, heads=2,
+                           decoder_rank=4, knockdown=False, nearest_prior=1, start_at_prior=True)
+  x = _inputs()._replace(prior_lfc=jnp.ones((B, G)))
+  params = model.init({"params": jax.random.key(0)}, x)
+  near = np.asarray(x.memory_lfc).mean(1)  # every GO cosine 0: the mean of readable entries
+  out = np.asarray(model.apply(params, x))
+  gene_sum = np.array([1, 2])[:, None]  # set 1 has two genes: their recalls add
+  np.testing.assert_allclose(out, np.broadcast_to(((1 + gene_sum * near) / 2)[:, None], out.shape),
+                             atol=1e-5)

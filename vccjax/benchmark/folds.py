@@ -59,6 +59,7 @@ def run_fold(config, *, fold_dir: str, test: list[str], models: list[str], log) 
     cfg.data.test_targets = ",".join(test)
     cfg.model.name = name
     cfg.eval.write_cells = True
+    cfg.eval.final_val = False  # only test scores are read: no final validation scoring
     workdir = os.path.join(fold_dir, name)
     t0 = time.time()
     scores = loop.train_and_evaluate(cfg, workdir)["test"]

@@ -30,7 +30,7 @@ NEAREST_K = 3  # neighbours of `nearest_k` (`nearest`: 1)
 
 def reads_memory(model) -> bool:
   """Whether a built model reads the memory of measured effects (ModelInputs.memory_*)."""
-  return bool(getattr(model, "memory", False))
+  return bool(getattr(model, "memory", False)) or getattr(model, "nearest_prior", 0) > 0
 
 
 def _fields(cls) -> set[str]:

@@ -12,6 +12,14 @@ With `memory=True` the model also reads the measured effects of the training per
 (`memory_attention`): the learned mixture of them that fits the target is added to the output
 (beside the ridge prior, both with learned per-gene gains starting at 0.5) and to the
 perturbation embedding, so the per-cell corrections know what was recalled.
+
+With `nearest_prior=k > 0` the model also starts from the `nearest_k` peer's answer: the
+similarity-weighted mean of the k training effects whose GO annotations are most like the
+target's (`baselines.nearest_recall`, over the entries the target may read, so never its own).
+A learned gate per target, sigmoid(a + b * its best GO cosine), splits the start between the
+ridge prior (1 - gate) and this GO-nearest prior (gate), each with a learned per-gene gain
+starting at 1; the network's correction comes on top. At initialisation (a = b = 0) the start
+is the mean of the two priors.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vccjax.models import baselines
 from vccjax.models import inputs as model_inputs
 from vccjax.models import memory_attention
 
@@ -75,7 +84,11 @@ class SetTransformer(nn.Module):
     hidden, layers, heads, mlp_ratio, dropout: transformer size.
     decoder_rank: rank of the low-rank output head (hidden -> rank -> genes).
     knockdown: model the target genes' own knockdown explicitly.
-    memory: read the memory of measured training effects (ModelInputs.memory_*).
+    memory: attend over the memory of measured training effects (ModelInputs.memory_*).
+    nearest_prior: k > 0: start also from the GO-nearest prior of the k most similar memory
+      entries, gated against the ridge prior (see the module doc); 0: ridge prior only.
+    start_at_prior: the output head's gene embedding starts at 0, so the untrained model
+      predicts exactly its prior(s) (and the knockdown); training learns the corrections.
   """
   n_genes_out: int
   hidden: int = 128
@@ -86,6 +99,8 @@ class SetTransformer(nn.Module):
   decoder_rank: int = 64
   knockdown: bool = True
   memory: bool = False
+  nearest_prior: int = 0
+  start_at_prior: bool = False
 
   @nn.compact
   def __call__(self, x: model_inputs.ModelInputs, *, deterministic: bool = True):
@@ -105,13 +120,16 @@ class SetTransformer(nn.Module):
     # Low-rank head: per-cell and per-perturbation parts share the gene embedding.
     low = nn.Dense(self.decoder_rank, name="cell_to_rank")(h)
     low = low + nn.Dense(self.decoder_rank, name="pert_to_rank")(pert)[:, None, :]
-    gene_embed = self.param("gene_embedding", nn.initializers.normal(0.02),
+    head_init = nn.initializers.zeros if self.start_at_prior else nn.initializers.normal(0.02)
+    gene_embed = self.param("gene_embedding", head_init,
                             (self.decoder_rank, self.n_genes_out))
     gene_bias = self.param("gene_bias", nn.initializers.zeros, (self.n_genes_out,))
     # Start from the ridge prior (with a learned per-gene gain) and learn corrections.
     gain = nn.initializers.constant(0.5 if self.memory else 1.0)
     prior_gain = self.param("prior_gain", gain, (self.n_genes_out,))
     known = prior_gain * x.prior_lfc
+    if self.nearest_prior > 0:
+      known = self._gated_nearest_prior(x, known)
     if self.memory:
       known = known + self.param("memory_gain", gain, (self.n_genes_out,)) * recalled
     log_fold = low @ gene_embed + gene_bias + known[:, None, :]
@@ -121,3 +139,16 @@ class SetTransformer(nn.Module):
                                name="knockdown_adjust")(pert)[:, None, :]
       log_fold = model_inputs.apply_knockdown(log_fold, x, knock)
     return log_fold
+
+  def _gated_nearest_prior(self, x: model_inputs.ModelInputs, ridge_known):
+    """[B, G] (1 - gate) * ridge_known + gate * gain * GO-nearest prior; gate per target."""
+    near = baselines.nearest_recall(x.memory_lfc, x.memory_sim, x.memory_mask,
+                                    x.pert_gene_mask, k=self.nearest_prior)
+    readable = jnp.broadcast_to(x.memory_mask[:, None, :], x.memory_sim.shape)
+    best = jnp.where(readable, x.memory_sim, 0.0).max(-1, initial=0.0)  # [B, K]
+    best = (best * x.pert_gene_mask).max(-1, initial=0.0)  # [B]
+    bias = self.param("nearest_gate_bias", nn.initializers.zeros, ())
+    slope = self.param("nearest_gate_slope", nn.initializers.zeros, ())
+    gate = nn.sigmoid(bias + slope * best)[:, None]
+    near_gain = self.param("nearest_gain", nn.initializers.ones, (self.n_genes_out,))
+    return (1.0 - gate) * ridge_known + gate * near_gain * near

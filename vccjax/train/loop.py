@@ -80,12 +80,29 @@ def closed_form_params(exp, enc) -> dict:
     if exp.memory.go is None:
       raise InputError("config.features.go_path", f"{exp.config.model.name} needs GO annotations",
                        "set --config.features.go_path=go_bp_annotations.tsv.gz")
-    columns = np.array([enc.target_out_pos[i, 0] if enc.pert_gene_mask[i].sum() == 1 else -1
-                        for i in rows])
-    return baselines.fit_nearest_effect(effects=ds.target_lfc[rows], target_columns=columns)
+    return _median_knockdown(exp, enc, rows)
   pooled = assembly.pooled_features(enc)[rows]
   return baselines.fit_linear_effect(features=pooled, effects=ds.target_lfc[rows],
                                      ridge=exp.ridge)
+
+
+def _median_knockdown(exp, enc, rows) -> dict:
+  """The nearest peers' params: the median knockdown of the measured training target genes."""
+  columns = np.array([enc.target_out_pos[i, 0] if enc.pert_gene_mask[i].sum() == 1 else -1
+                      for i in rows])
+  return baselines.fit_nearest_effect(effects=exp.dataset.target_lfc[rows], target_columns=columns)
+
+
+def _start_at_prior(exp, enc, state, mesh) -> steps.TrainState:
+  """`model.start_at_prior`: the knockdown starts at the training targets' median, as the
+  nearest peers' does, so the untrained model is the priors plus the peers' knockdown."""
+  if "knockdown_log_fold" not in state.params["params"]:
+    return state
+  rows = np.array([exp.dataset.targets.index(t) for t in exp.split.train])
+  value = _median_knockdown(exp, enc, rows)["params"]["knockdown_log_fold"]
+  params = dict(state.params["params"])
+  params["knockdown_log_fold"] = jax.device_put(value, sharding.replicated(mesh))
+  return state.replace(params={**state.params, "params": params})
 
 
 def train_and_evaluate(config, workdir: str, *, fresh: bool = False) -> dict:
@@ -125,11 +142,16 @@ def _run(config, workdir: str, changes: dict | None, *, is_main: bool) -> dict:
   mesh = sharding.make_mesh()
   sharding.check_batch_size(config.data.batch_size, mesh)
   predict_fn = steps.make_predict_step(exp.model)
+  # The validation targets choose a trained model's checkpoint; a closed-form model needs them
+  # only for a final validation score (`eval.final_val`; the benchmark reads test scores only).
+  final_val = config.eval.get("final_val", True)
+  wanted = {"test"} | ({"val"} if final_val or config.model.name not in CLOSED_FORM else set())
   evaluators = {name: held_out.VccEvaluator(
       exp, targets, max_cells_per_target=config.eval.max_cells_per_target,
       max_control_cells=config.eval.max_control_cells, fdr=config.eval.fdr, seed=config.seed,
       exclude_cells=training_data.few_shot_given(exp, config))
-      for name, targets in (("val", exp.split.val), ("test", exp.split.test)) if targets}
+      for name, targets in (("val", exp.split.val), ("test", exp.split.test))
+      if targets and name in wanted}
   ckpt = checkpoint_lib.Checkpoints(workdir, keep=config.train.keep_checkpoints)
   if is_main:
     workdir_lib.record(workdir, config.to_dict(), changes, step=ckpt.latest_step() or 0)
@@ -147,7 +169,7 @@ def _run(config, workdir: str, changes: dict | None, *, is_main: bool) -> dict:
   final = {name: ev(predict_fn=predict_fn, params=sharding.host_local(state.params),
                     write_dir=(os.path.join(workdir, f"{name}_cells")
                                if config.eval.write_cells and is_main else None))
-           for name, ev in evaluators.items()}
+           for name, ev in evaluators.items() if name != "val" or final_val}
   if is_main:
     _report(final, workdir, log)
   ckpt.close()
@@ -168,6 +190,8 @@ def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, 
                                             example_inputs=example.inputs, key=k),
                  out_shardings=sharding.replicated(mesh))
   state = init(init_key)
+  if config.model.get("start_at_prior", False):
+    state = _start_at_prior(exp, enc, state, mesh)
   restored = ckpt.restore_latest(state)
   if restored is not None:
     state = restored
@@ -184,6 +208,9 @@ def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, 
   total = config.train.steps
   progress = logbook.Progress(total_steps=total, first_step=start,
                               cells_per_step=config.data.batch_size * config.data.set_size)
+  if start == 0 and val_eval is not None and config.train.get("eval_at_start", False):
+    # The untrained model (with `model.start_at_prior`: the priors alone) is a candidate too.
+    _evaluate(0, state, val_eval, predict_fn, metrics_log, ckpt, log)
   for step in range(start, total):
     batch = to_train_batch(exp, enc, target_rows, sampler.sample(step, sets=own_sets), lfc=lfc)
     if exp.memory.size:
@@ -204,17 +231,22 @@ def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, 
     evaluate_now = val_eval is not None and config.train.eval_every and (
         done % config.train.eval_every == 0 or done == total)
     if evaluate_now:
-      scores = val_eval(predict_fn=predict_fn, params=sharding.host_local(state.params))
-      metrics_log.write(done, **{f"val/{k}": v for k, v in scores.items() if k != "per_target"})
-      log(f"[eval] step {done}: val overall {scores['overall']:.2f} (DES {scores['des']:.3f} "
-          f"PDS {scores['pds']:.3f} MAE {scores['mae']:.4f})")
-      ckpt.save(done, state, score=scores["overall"])
+      _evaluate(done, state, val_eval, predict_fn, metrics_log, ckpt, log)
     elif done % config.train.checkpoint_every == 0 or done == total:
       ckpt.save(done, state)
   if is_main:
     plots.plot_training(logbook.MetricsLog.read(metrics_log.path),
                         os.path.join(workdir, "training.png"))
   return state
+
+
+def _evaluate(step, state, val_eval, predict_fn, metrics_log, ckpt, log) -> None:
+  """Scores `state` on the validation targets, logs it and checkpoints it with its score."""
+  scores = val_eval(predict_fn=predict_fn, params=sharding.host_local(state.params))
+  metrics_log.write(step, **{f"val/{k}": v for k, v in scores.items() if k != "per_target"})
+  log(f"[eval] step {step}: val overall {scores['overall']:.2f} (DES {scores['des']:.3f} "
+      f"PDS {scores['pds']:.3f} MAE {scores['mae']:.4f})")
+  ckpt.save(step, state, score=scores["overall"])
 
 
 class _NoMetricsLog:

@@ -11,10 +11,11 @@ present): `JAX_PLATFORMS=cpu` forces the CPU.
 
 With `--data`, the file is loaded twice: cold (a new temporary prepared-data cache, unless
 `--cache-dir`) and from the cache; `anndata.read_h5ad` of the same file, in its own process, is
-the peer. Measured on a 20,000 x 18,080 file (10,500 genes and 50k UMI per cell, 1.7 GB) at load
-6-7 on 2 cores: peer 7 s / 1.8 GiB; load 55 s cold, 1 s cached; one step 17 s; prediction of
-51,000 cells x 18,080 genes 356 s; peak RSS 2.4 GiB. (Before the cache and the blocked
-prediction, on the full VCC shape at load ~5: load 953 s, prediction 780 s, peak 4.9 GiB.)
+the peer; `--from-disk` drops the file from the page cache before the peer and the cold load.
+Measured on the full VCC shape (220,000 x 18,080, 50k UMI per cell, 18.5 GB) on 2 idle cores:
+peer 40 s / 18.2 GiB; load 41-43 s cold, 3-4 s cached; one step 5 s; submission of 51,000
+cells x 18,080 genes 99-101 s; peak RSS 4.2 GiB (README, "Training at scale"). (Before issue
+16, at load ~5: load 953 s, prediction 780 s, peak 4.9 GiB.)
 """
 
 from __future__ import annotations
@@ -116,10 +117,22 @@ def peer_read_h5ad(data_path: str) -> str:
   return proc.stdout.strip() or f"failed: {proc.stderr.strip()[-300:]}"
 
 
+def evict_from_page_cache(path: str) -> None:
+  """Asks the kernel to drop the file's cached pages (posix_fadvise DONTNEED; no root needed),
+  so the next read of it comes from the disk."""
+  fd = os.open(path, os.O_RDONLY)
+  try:
+    os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+  finally:
+    os.close(fd)
+
+
 def full_pipeline(config, data_path: str, n_targets: int, cells_per_target: int,
-                  cache_dir: str) -> None:
+                  cache_dir: str, from_disk: bool) -> None:
   """Loads a full-shape file (cold, then from the cache), takes one train step, and streams a
-  50-target prediction."""
+  50-target prediction. `from_disk`: the file leaves the page cache before the peer's read and
+  before the cold load."""
   import pandas as pd
   from vccjax.experiment import assembly, training_data
   from vccjax.predict import submission
@@ -128,11 +141,16 @@ def full_pipeline(config, data_path: str, n_targets: int, cells_per_target: int,
   config.data.val_fraction = 0.0
   config.features.sources = "control_pca"
   config.data.cache_dir = cache_dir
+  if from_disk:
+    evict_from_page_cache(data_path)
   print(f"peer anndata.read_h5ad: {peer_read_h5ad(data_path)}")
-  for _ in range(2):
+  for attempt in range(2):
+    if from_disk and attempt == 0:
+      evict_from_page_cache(data_path)
     t0, cpu0 = time.perf_counter(), cpu_seconds()
     exp = assembly.Experiment.from_config(config, verbose=True)
-    how = "from the cache" if exp.dataset.prepared_from_cache else "cold"
+    how = ("from the cache" if exp.dataset.prepared_from_cache else
+           "cold, the file read from disk" if from_disk else "cold")
     print(f"load: {time.perf_counter() - t0:.0f}s ({how}; CPU {cpu_seconds() - cpu0:.0f}s), "
           f"peak RSS {peak_rss_gib():.1f} GiB")
   enc = exp.encode(exp.dataset.targets, allow_missing=True)
@@ -173,6 +191,8 @@ def main():
   p.add_argument("--cache-dir", default="",
                  help="prepared-data cache (default: a new temporary one, so the first load is "
                       "cold and the second reads the cache)")
+  p.add_argument("--from-disk", action="store_true",
+                 help="drop the file from the page cache before the peer and the cold load")
   args = p.parse_args()
   config = config_file.load_config(variant=args.variant)
   print(f"devices: {jax.devices()}; variant {args.variant}: set {config.data.set_size} x batch "
@@ -180,7 +200,7 @@ def main():
   if args.data:
     with tempfile.TemporaryDirectory() as tmp:
       full_pipeline(config, args.data, args.targets, args.cells_per_target,
-                    args.cache_dir or tmp)
+                    args.cache_dir or tmp, args.from_disk)
     return
   r = time_random_steps(config, n_in=min(config.data.n_hvg, args.genes), n_genes=args.genes,
                         steps_to_time=args.steps)

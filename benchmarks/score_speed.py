@@ -13,13 +13,12 @@ the ratio, each side's peak resident memory, and whether the model's three score
   python benchmarks/score_speed.py --cache-dir /tmp/vcc15_speed --layout csr   # full size
   python benchmarks/score_speed.py --genes 2000 --cells-per-pert 300 --layout dense  # quick
 
-Measured at full size on the project's shared 2-vCPU VM while other jobs ran (load average 6-7
-for ours, 4-9 for cell-eval's; README "The evaluator" has the details): CSR: vccjax 82.2 s wall,
-50.6 s CPU, 3.01 GiB peak; cell-eval 0.8.2 1557.5 s wall, 1169.1 s CPU, 15.8 GiB: 23.1x CPU.
-Dense: vccjax 108.8 s wall, 57.7 s CPU, 3.15 GiB; cell-eval 0.8.2 2800.1 s wall, 1709.7 s CPU,
-17.4 GiB: 29.6x CPU. The same scores in every layout; the model's DES, PDS, MAE within 4e-10 of
-cell-eval's. Generating the files takes ~15 minutes once (the dense and CSC rewrites ~1 minute
-each).
+Measured at full size on 2 idle cores (load average 0.6-2.0; README "The evaluator"): CSR:
+vccjax 34.3 s wall, 59.9 s CPU, 2.99 GiB peak; cell-eval 0.8.2 479.6 s wall, 858.6 s CPU,
+15.8 GiB: 14.0x wall. Dense: vccjax 38.6 s, 64.7 s CPU, 3.23 GiB; cell-eval 686.1 s, 1232.7 s
+CPU, 17.5 GiB: 17.8x wall. The same scores in every layout; the model's DES, PDS, MAE within
+5e-10 of cell-eval's. Generating the files takes ~5 minutes once on idle cores (the dense and
+CSC rewrites under a minute each).
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ r"""The set transformer on VCC-layout data. Variants via `--config=configs/set_t
 * `bench`: one config for every real benchmark file (GO, Replogle K562 effects and ESM2
   features from ../shared/data), e.g. 1-2 minutes per file:
     python -m vccjax.benchmark --data=../shared/data/norman19_k562.h5ad --folds=3 --out=/tmp/b
-  With `model.memory` (attention over the training targets' measured effects). Measured with
-  `--repeats=3`: overall 13.4 on Norman 2019 singles, 11.3 on Datlinger 2017 (README tables;
-  without the memory, --config.model.memory=False, Norman 14.4).
+  Starts from the ridge prior and the GO-nearest training effect, gated per target; chosen on
+  validation targets (`benchmarks/choose_config.py`). Measured with `--repeats=3`: overall 14.0
+  on Norman 2019 singles, 10.4 on Datlinger 2017 (README tables).
 
 Every variant understands `config.data.path`, `config.data.test_targets` and
 `config.data.val_targets` (comma-separated target genes; all other targets train), so

@@ -9,18 +9,17 @@ below it is a running count. Nothing of size cells x cells is ever formed.
 
 The work streams over row chunks of cells, so a file never has to be in memory at once:
 each chunk's nonzero values become integer sort keys (the value's float32 bits, which order like
-the values, above the group's bits) regrouped by gene (`GenePieces`: SciPy's CSR-to-CSC; a CSC
-file's blocks of genes need no regrouping); then batches of genes of similar size are gathered
-from every chunk as padded rows, sorted (NumPy) and reduced in one compiled pass per row
-(`ranksum_batch.py`, numba). Both stages run on a thread pool (NumPy's sorts, ufuncs, SciPy's
-sparse kernels and the numba pass release the GIL); a chunk may be a `ChunkReader` (or a
-`GeneBlockReader`), read and scaled by the worker itself into a reused `Scratch` lent by a
-`ScratchPool`. Memory: 4 bytes
+the values, above the group's bits) regrouped by gene (`GenePieces`, one compiled pass:
+`keys_by_gene.py`; a CSC file's blocks of genes need no regrouping); then batches of genes of
+similar size are gathered from every chunk as padded rows, each row sorted and reduced in one
+compiled pass (`ranksum_batch.py`). Both stages run on a thread pool (the compiled passes, NumPy
+and SciPy release the GIL); a chunk may be a `ChunkReader` (or a `GeneBlockReader`), read and
+scaled by the worker itself into a reused `Scratch` lent by a `ScratchPool`. Memory: 4 bytes
 per nonzero value (the keys, in one buffer of the pool when their number is known, so a second
 file reuses the first one's pages), plus ~0.3 GB of buffers per worker at the default chunk
-size. The sort stays NumPy's: on CPU, XLA's sort and scans are 2-5x slower, and
-a compiled radix sort measured 4x slower than NumPy's vectorised one. Everything
-downstream is vectorised JAX.
+size. On CPU, XLA's sort and scans measured 2-5x slower than NumPy's, and NumPy's vectorised
+row sort plus a separate reduction 2x slower than the compiled bucket sort and reduction.
+Everything downstream is vectorised JAX.
 """
 
 from __future__ import annotations
@@ -35,14 +34,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import scipy.sparse as sp
 
-from vccjax.data import normalize
-from vccjax.metrics import ranksum_batch
+from vccjax.metrics import keys_by_gene, ranksum_batch
 from vccjax.metrics.scratch import Scratch, ScratchPool
-
-try:  # SciPy's CSR-to-CSC kernel, called with our own output buffers (private, long stable)
-  from scipy.sparse import _sparsetools
-except ImportError:  # pragma: no cover
-  _sparsetools = None
 
 _VALUES_PER_CHUNK = 1 << 24  # stored values per row chunk: ~0.3 GB of work memory each
 _VALUES_PER_BATCH = 1 << 19  # keys per batch of genes: 2 MB, reused from the heap (larger
@@ -252,24 +245,28 @@ def gene_pieces(chunk: sp.csr_matrix, *, group: np.ndarray, key_format: KeyForma
                 scratch: Scratch | None = None, out: np.ndarray | None = None) -> GenePieces:
   """Sort keys of a chunk's values ([rows, genes] float32 CSR), regrouped by gene.
 
-  Stored zeros (and -0.0) get the padding key, so they count as the zeros they are. Every
-  temporary lives in `scratch`; the regrouped keys go to `out` (of at least `chunk.nnz` keys of
-  `key_format.dtype`) if given, else to new memory.
+  Stored zeros (and -0.0) get the padding key, so they count as the zeros they are. The keys go
+  to `out` (of at least `chunk.nnz` keys of `key_format.dtype`) if given, else to new memory.
   """
-  scratch = scratch or Scratch()
-  dtype, n = key_format.dtype, chunk.nnz
-  keys, zeros = _value_keys(chunk.data[:n], key_format=key_format, scratch=scratch)
-  normalize.apply_per_row(np.bitwise_or, keys, chunk.indptr, group.astype(dtype))
-  if zeros is not None:
-    np.putmask(keys, zeros, np.iinfo(dtype).max)
-  if _sparsetools is None or chunk.indptr.dtype != chunk.indices.dtype:
-    by_gene = sp.csr_matrix((keys, chunk.indices[:n], chunk.indptr), shape=chunk.shape).tocsc()
-    return GenePieces(by_gene.indptr.astype(np.int64), by_gene.data)
-  colptr = np.empty(chunk.shape[1] + 1, chunk.indptr.dtype)
-  by_gene = np.empty(n, dtype) if out is None else out[:n]
-  _sparsetools.csr_tocsc(chunk.shape[0], chunk.shape[1], chunk.indptr, chunk.indices, keys,
-                         colptr, scratch.array("csc_rows", n, chunk.indices.dtype), by_gene)
-  return GenePieces(colptr.astype(np.int64), by_gene)
+  del scratch  # the compiled regrouping needs no temporaries
+  if not chunk.has_sorted_indices:
+    chunk = chunk.sorted_indices()
+  n = chunk.nnz
+  keys = np.empty(n, key_format.dtype) if out is None else out[:n]
+  colptr = np.empty(chunk.shape[1] + 1, np.int64)
+  low, high = keys_by_gene.regroup(
+      chunk.data[:n].view(np.uint32), chunk.indices, chunk.indptr, group,
+      base=key_format.base, label_bits=key_format.label_bits, n_genes=chunk.shape[1],
+      out=keys, colptr=colptr)
+  _check_key_range(low, high, key_format)
+  return GenePieces(colptr, keys)
+
+
+def _check_key_range(low: int, high: int, key_format: KeyFormat) -> None:
+  """Raises unless positive values' bits in [low, high] all fit `key_format` (none: low > high)."""
+  value_bits = 8 * np.dtype(key_format.dtype).itemsize - key_format.label_bits
+  if low <= high and (low < key_format.base or (high - key_format.base) >> value_bits):
+    raise ValueError("values outside the range the sort keys were made for")
 
 
 def _value_keys(values: np.ndarray, *, key_format: KeyFormat, scratch: Scratch,
@@ -281,10 +278,8 @@ def _value_keys(values: np.ndarray, *, key_format: KeyFormat, scratch: Scratch,
   zeros = np.less_equal(values, 0, out=scratch.array("zeros", n, bool))
   has_zeros = bool(zeros.any())
   positive = bits[~zeros] if has_zeros else bits
-  if len(positive) and (int(positive.min()) < key_format.base or (
-      (int(positive.max()) - key_format.base) >> (8 * np.dtype(dtype).itemsize
-                                                  - key_format.label_bits))):
-    raise ValueError("values outside the range the sort keys were made for")
+  if len(positive):
+    _check_key_range(int(positive.min()), int(positive.max()), key_format)
   keys = scratch.array("keys", n, dtype) if out is None else out[:n]
   np.subtract(bits, dtype(key_format.base), out=keys, casting="unsafe")
   np.left_shift(keys, dtype(key_format.label_bits), out=keys)

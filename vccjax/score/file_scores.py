@@ -7,6 +7,10 @@ from a training file and a `pert_counts` table or read from a file `cell-eval ba
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import os
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -15,7 +19,7 @@ from vccjax.data import csc_columns, io
 from vccjax.score import stored_x
 from vccjax.errors import InputError
 
-_TRAIN_ROWS_PER_CHUNK = 8192
+_TRAIN_ROWS_PER_CHUNK = 8192  # at most; fewer where rows hold many values (`metrics.rows_per_chunk`)
 
 
 def load_summary(path: str, *, control_label: str, buffers: metrics.ScratchPool | None = None):
@@ -71,26 +75,51 @@ def raw_file_scores(*, pred_path: str, real_path: str, control_label: str = io.C
                          fold_change_clip=fold_change_clip)
 
 
-def training_profile(train_path: str, *, control_label: str):
+def training_profile(train_path: str, *, control_label: str, threads: int | None = None):
   """The cell-mean baseline's parts from a training file, streamed in pieces (two passes).
+
+  Each piece is read, scaled and summed per group by a worker thread (`threads`, default: the
+  CPUs this process may use) into its reused buffers, at most `threads` pieces ahead of the one
+  being added; the pieces' sums are added in the file's order, so the profile does not depend
+  on the threads.
 
   Returns:
     (profile [genes] float32 mean of the groups' log1p pseudobulks, control cells [controls,
     genes] float32 CSR log1p, gene names [genes]).
   """
+  threads = threads or len(os.sched_getaffinity(0))
   adata = io.read_h5ad(train_path, backed=True)
   labels = io.read_labels(adata, path=train_path, control_label=control_label)
   stored = stored_x.direct_reader(adata)
-  plan = stored_x.scaling_plan(adata, stored, where=f"{train_path} X",
-                               rows=_TRAIN_ROWS_PER_CHUNK)
+  buffers = metrics.ScratchPool()
+  rows = min(metrics.rows_per_chunk(io.stored_values_per_row(adata)), _TRAIN_ROWS_PER_CHUNK)
+  plan = stored_x.scaling_plan(adata, stored, where=f"{train_path} X", rows=rows,
+                               buffers=buffers)
   names, group = np.unique(labels.target_gene, return_inverse=True)
+
+  def piece(cells, genes, read):
+    with buffers.lease() as scratch:
+      log1p = read(scratch)
+      part = metrics.group_sums(log1p_expr=log1p, group=group[cells], n_groups=len(names))
+      controls = sp.csr_matrix(log1p[np.flatnonzero(labels.is_control[cells])])
+    return genes, part, controls
+
   sums = np.zeros((len(names), adata.n_vars))
   controls = []  # [cells, genes] pieces: row ranges, or blocks of genes of a CSC file
-  for (cells, genes), log1p in stored_x.scaled_pieces(adata, stored, plan,
-                                                     rows=_TRAIN_ROWS_PER_CHUNK):
-    sums[:, genes] += metrics.group_sums(log1p_expr=log1p, group=group[cells],
-                                         n_groups=len(names))
-    controls.append(sp.csr_matrix(log1p[np.flatnonzero(labels.is_control[cells])]))
+
+  def add(done):
+    genes, part, control = done.result()
+    sums[:, genes] += part
+    controls.append(control)
+
+  with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+    in_flight = collections.deque()
+    for (cells, genes), read in stored_x.scaled_piece_readers(adata, stored, plan, rows=rows):
+      in_flight.append(pool.submit(piece, cells, genes, read))
+      if len(in_flight) > threads:  # bounds the pieces read but not yet added
+        add(in_flight.popleft())
+    while in_flight:
+      add(in_flight.popleft())
   stack = sp.hstack if isinstance(stored, csc_columns.CscColumns) else sp.vstack
   profile = metrics.mean_of_pseudobulks(sums / np.bincount(group)[:, None])
   return profile, stack(controls, format="csr"), labels.gene_names

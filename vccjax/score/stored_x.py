@@ -74,22 +74,29 @@ def anndata_scaled_chunks(adata, *, plan, rows: int) -> Iterator:
           for start, chunk in io.iter_row_chunks(adata, rows))
 
 
-def scaled_pieces(adata, stored: Reader, plan: metrics.ScalePlan, *, rows: int) -> Iterator:
-  """The second pass, one piece at a time, each used up before the next is read (one reused
-  buffer): (cells, [cells, genes] float32 log1p) pairs, `cells` a slice of rows (a CSR) or, for
-  a CSC file, all of them (a CSC of a block of genes: its columns also come as a slice)."""
+def scaled_piece_readers(adata, stored: Reader, plan: metrics.ScalePlan, *,
+                         rows: int) -> Iterator:
+  """The second pass, as pieces a worker thread reads itself: ((cells, genes), read) pairs,
+  `read(scratch)` -> the piece's [cells, genes] float32 log1p, in `scratch`'s buffers (valid until
+  they are used again). `cells` is a slice of rows (a CSR or dense file), or, for a CSC file, all
+  of them (a CSC of a block of genes: its columns also come as a slice). Without a direct reader
+  the piece was read by anndata, in this thread, when it came."""
   if stored is None:
     for start, chunk in anndata_scaled_chunks(adata, plan=plan, rows=rows):
-      yield (slice(start, start + chunk.shape[0]), slice(None)), chunk
+      yield ((slice(start, start + chunk.shape[0]), slice(None)),
+             lambda scratch, chunk=chunk: chunk)
     return
-  scratch = metrics.Scratch()
   values_per_piece = max(int(rows * plan.kept_indptr[-1] / max(adata.n_obs, 1)), 1)
   if isinstance(stored, csc_columns.CscColumns):
     for start, stop in stored.column_ranges(values_per_piece):
-      values, cells, colptr = metrics.read_scaled_columns(stored, start, stop, scratch, plan=plan)
-      yield (slice(None), slice(start, stop)), sp.csc_matrix(
-          (values, cells, colptr), shape=(adata.n_obs, stop - start), copy=False)
+      yield (slice(None), slice(start, stop)), functools.partial(
+          _read_gene_block, stored, start, stop, plan=plan, n_cells=adata.n_obs)
     return
   for start, stop in row_ranges(stored, plan, values_per_piece):
     yield ((slice(start, stop), slice(None)),
-           metrics.read_scaled(stored, start, stop, scratch, plan=plan))
+           functools.partial(metrics.read_scaled, stored, start, stop, plan=plan))
+
+
+def _read_gene_block(stored, start: int, stop: int, scratch, *, plan, n_cells: int):
+  values, cells, colptr = metrics.read_scaled_columns(stored, start, stop, scratch, plan=plan)
+  return sp.csc_matrix((values, cells, colptr), shape=(n_cells, stop - start), copy=False)

@@ -13,12 +13,12 @@ the ratio, each side's peak resident memory, and whether the model's three score
   python benchmarks/score_speed.py --cache-dir /tmp/vcc15_speed --layout csr   # full size
   python benchmarks/score_speed.py --genes 2000 --cells-per-pert 300 --layout dense  # quick
 
-Measured at full size on 2 idle cores (load average 0.6-2.0; README "The evaluator"): CSR:
-vccjax 34.3 s wall, 59.9 s CPU, 2.99 GiB peak; cell-eval 0.8.2 479.6 s wall, 858.6 s CPU,
-15.8 GiB: 14.0x wall. Dense: vccjax 38.6 s, 64.7 s CPU, 3.23 GiB; cell-eval 686.1 s, 1232.7 s
-CPU, 17.5 GiB: 17.8x wall. The same scores in every layout; the model's DES, PDS, MAE within
-5e-10 of cell-eval's. Generating the files takes ~5 minutes once on idle cores (the dense and
-CSC rewrites under a minute each).
+Measured at full size on 2 idle cores (2026-12-06; README "The evaluator"): CSR: vccjax 36.4 s
+wall, 58.8 s CPU, 2.77 GiB peak; cell-eval 0.8.2 501.0 s wall, 889.0 s CPU, 15.8 GiB: 13.8x wall.
+Dense: vccjax 31.5 s, 53.7 s CPU, 3.04 GiB; cell-eval 702.6 s, 1260.0 s CPU, 17.5 GiB: 22.3x
+wall. Our time swings with the VM's memory (25-31 s back to back, 36-44 s as a first run). The
+same scores in every layout; the model's DES, PDS, MAE within 5e-10 of cell-eval's. Generating
+the files takes ~5 minutes once on idle cores (the dense and CSC rewrites under a minute each).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ column scatters every value to one of ~18,000 places; done a block of genes at a
 row's cursor remembered from one block to the next, the rows' columns being sorted), the places
 written at once stay in cache. With the keys made as they are written: 3.6 against 8.4 ns a
 value for NumPy's key arithmetic plus SciPy's CSR-to-CSC (which also writes the row indices,
-unused here), on a 16M-value chunk of a VCC-shape file.
+unused here), on one core, for a 16M-value chunk of a VCC-shape file.
 """
 
 from __future__ import annotations

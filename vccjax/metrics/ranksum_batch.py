@@ -8,7 +8,7 @@ the row's keys and reduces them while they are in cache:
   there are keys (bucket = (key - row min) >> shift), then each bucket, a handful of keys, is
   sorted by insertion (a large one, a run of ties, is checked and only sorted if it is not
   already). 13.6 against 29.2 ns a key for NumPy's vectorised row sort followed by a separate
-  pass, on 400 genes of a VCC-shape file (`benchmarks/score_speed.py`'s real file, 2 cores);
+  pass, on one core, for 200 genes of a VCC-shape file (`benchmarks/score_speed.py`'s);
 - the reduction: the runs of equal values, where the control's values come first, so a
   value's count of control values at or below it is the controls seen before the run plus the
   run's own, and each group's part of a run gives its tie term. Each value is added to its

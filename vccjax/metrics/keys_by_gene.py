@@ -40,6 +40,12 @@ def regroup(bits: np.ndarray, indices: np.ndarray, indptr: np.ndarray, labels: n
   return int(lo), int(hi)
 
 
+@numba.njit(inline="always")
+def _is_positive(bits):  # pragma: no cover (compiled)
+  """Whether a float32's bits are those of a value > 0 (neither 0 nor negative, -0.0 included)."""
+  return bits - np.uint32(1) < np.uint32(0x7FFFFFFF)
+
+
 @numba.njit(nogil=True, cache=True)
 def _regroup(bits, indices, indptr, labels, base, label_bits, pad, n_genes, out,
              colptr):  # pragma: no cover (compiled)
@@ -50,7 +56,7 @@ def _regroup(bits, indices, indptr, labels, base, label_bits, pad, n_genes, out,
   for i in range(indptr[0], indptr[n_rows]):
     colptr[indices[i] + 1] += 1
     b = bits[i]
-    if b - np.uint32(1) < np.uint32(0x7FFFFFFF):  # positive (not 0, not negative)
+    if _is_positive(b):
       lo = min(lo, b)
       hi = max(hi, b)
   for g in range(n_genes):
@@ -68,7 +74,7 @@ def _regroup(bits, indices, indptr, labels, base, label_bits, pad, n_genes, out,
           break
         b = bits[p]
         key = ((b - base) << label_bits) | label
-        out[cursor[g]] = key if b - np.uint32(1) < np.uint32(0x7FFFFFFF) else pad
+        out[cursor[g]] = key if _is_positive(b) else pad
         cursor[g] += 1
         p += 1
       position[r] = p

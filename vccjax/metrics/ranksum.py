@@ -209,7 +209,7 @@ def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, "sp.csr_matrix | C
       keep = group >= 0
       if not keep.all():
         group, chunk = group[keep], chunk[np.flatnonzero(keep)]
-      return gene_pieces(chunk, group=group, key_format=key_format, scratch=scratch, out=out)
+      return gene_pieces(chunk, group=group, key_format=key_format, out=out)
 
   with concurrent.futures.ThreadPoolExecutor(threads) as pool:
     in_flight = collections.deque()
@@ -242,13 +242,12 @@ def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, "sp.csr_matrix | C
 
 
 def gene_pieces(chunk: sp.csr_matrix, *, group: np.ndarray, key_format: KeyFormat,
-                scratch: Scratch | None = None, out: np.ndarray | None = None) -> GenePieces:
+                out: np.ndarray | None = None) -> GenePieces:
   """Sort keys of a chunk's values ([rows, genes] float32 CSR), regrouped by gene.
 
   Stored zeros (and -0.0) get the padding key, so they count as the zeros they are. The keys go
   to `out` (of at least `chunk.nnz` keys of `key_format.dtype`) if given, else to new memory.
   """
-  del scratch  # the compiled regrouping needs no temporaries
   if not chunk.has_sorted_indices:
     chunk = chunk.sorted_indices()
   n = chunk.nnz
@@ -297,7 +296,7 @@ def gene_block_pieces(values: np.ndarray, cells: np.ndarray, colptr: np.ndarray,
     colptr: [block genes + 1] where each gene's values start, from 0.
     start, n_genes: the block's first gene and the genes of the file.
     group: [cells] the group of every cell of the file (none left out).
-    key_format, scratch, out: as `gene_pieces` takes them.
+    key_format, out: as `gene_pieces` takes them; scratch: where the temporaries live.
   """
   scratch = scratch or Scratch()
   n = len(values)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-_INSERTION_MOST = 48  # a bucket of more keys is sorted by NumPy's sort inside numba
+_INSERTION_MOST = 48  # a bucket of more keys is sorted by numba's np.sort (unless sorted)
 
 
 def batch_sums(rows: np.ndarray, *, label_bits: int, n_groups: int, base: int) -> tuple:

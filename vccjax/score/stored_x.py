@@ -44,8 +44,7 @@ def ranking_chunks(adata, stored: Reader, plan: metrics.ScalePlan, *, rows: int)
   if stored is None:
     yield from anndata_scaled_chunks(adata, plan=plan, rows=rows)
     return
-  per_row = plan.kept_indptr[-1] / max(adata.n_obs, 1)
-  values_per_chunk = max(int(rows * per_row), 1)
+  values_per_chunk = _values_per_piece(adata, plan, rows)
   if isinstance(stored, csc_columns.CscColumns):
     for start, stop in stored.column_ranges(values_per_chunk):
       yield 0, metrics.GeneBlockReader(
@@ -56,6 +55,11 @@ def ranking_chunks(adata, stored: Reader, plan: metrics.ScalePlan, *, rows: int)
     yield start, metrics.ChunkReader(
         (stop - start, adata.n_vars), int(plan.kept_indptr[stop] - plan.kept_indptr[start]),
         functools.partial(metrics.read_scaled, stored, start, stop, plan=plan))
+
+
+def _values_per_piece(adata, plan: metrics.ScalePlan, rows: int) -> int:
+  """The kept values `rows` average rows of the file hold (at least 1)."""
+  return max(int(rows * plan.kept_indptr[-1] / max(adata.n_obs, 1)), 1)
 
 
 def row_ranges(stored, plan: metrics.ScalePlan, values_per_chunk: int) -> list:
@@ -86,7 +90,7 @@ def scaled_piece_readers(adata, stored: Reader, plan: metrics.ScalePlan, *,
       yield ((slice(start, start + chunk.shape[0]), slice(None)),
              lambda scratch, chunk=chunk: chunk)
     return
-  values_per_piece = max(int(rows * plan.kept_indptr[-1] / max(adata.n_obs, 1)), 1)
+  values_per_piece = _values_per_piece(adata, plan, rows)
   if isinstance(stored, csc_columns.CscColumns):
     for start, stop in stored.column_ranges(values_per_piece):
       yield (slice(None), slice(start, stop)), functools.partial(

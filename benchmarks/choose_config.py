@@ -6,12 +6,14 @@ r"""Chooses between set_tx settings by validation targets only: how the `bench` 
       --candidate="steps800=--config.train.steps=800 --config.train.eval_every=200"
 
 Each candidate (`NAME=FLAGS`, flags passed to `python -m vccjax.benchmark`; `bench` alone: no
-flags) trains set_tx on the seed-0 folds of Norman 2019 singles and Datlinger 2017 (the files
-and splits of `quality.py`); each fold's run keeps the checkpoint with the best score on its
-validation targets (drawn from the fold's training targets). A candidate's figure is the mean of
-those best validation scores over the 7 folds. Test targets are scored by the runs but never
-read here. Prints one line per candidate, best first, and writes OUT/choice.json. A candidate's
-file whose benchmark finished (OUT/NAME/FILE/results.json) is not run again.
+flags) trains set_tx on the seed-0 folds (`--repeats R`: seeds 0..R-1) of Norman 2019 singles
+and Datlinger 2017 (the files and splits of `quality.py`); each fold's run keeps the checkpoint
+with the best score on its validation targets (drawn from the fold's training targets); an
+ensemble (`train.ensemble`) is scored as a whole on them, its members' mean. A candidate's
+figure is the mean of those validation scores over the folds (7 a repeat). Test targets are
+scored by the runs but never read here. Prints one line per candidate, best first, and writes
+OUT/choice.json. A candidate's file whose benchmark finished (OUT/NAME/FILE/results.json) is not
+run again.
 """
 
 from __future__ import annotations
@@ -33,14 +35,17 @@ FILES = ("norman19_k562.h5ad", "datlinger17_jurkat.h5ad")
 
 
 def best_validation_scores(run_dir: str) -> list[float]:
-  """The best `val/overall` of every fold's set_tx run under `run_dir` (one repeat: `foldK/`)."""
+  """The validation score of the model each fold's set_tx run kept (`foldK/`, `rR_foldK/`): its
+  best `val/overall`, or an ensemble's own score (`ensemble_val/overall`, the members' mean)."""
   scores = []
-  for path in sorted(glob.glob(os.path.join(run_dir, "fold*", "set_tx", "metrics.jsonl"))):
+  for path in sorted(glob.glob(os.path.join(run_dir, "*fold*", "set_tx", "metrics.jsonl"))):
     with open(path) as f:
-      values = [r["val/overall"] for r in map(json.loads, f) if "val/overall" in r]
+      records = list(map(json.loads, f))
+    values = [r["val/overall"] for r in records if "val/overall" in r]
+    ensemble = [r["ensemble_val/overall"] for r in records if "ensemble_val/overall" in r]
     if not values:
       raise SystemExit(f"{path}: no validation score (was eval_every set?)")
-    scores.append(max(values))
+    scores.append(ensemble[-1] if ensemble else max(values))
   return scores
 
 
@@ -48,6 +53,8 @@ def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--out", required=True)
   p.add_argument("--candidate", action="append", required=True, help="NAME=FLAGS, or bench")
+  p.add_argument("--repeats", type=int, default=1,
+                 help="fold seeds 0..R-1, as quality.py's repeats (more validation targets)")
   args = p.parse_args()
   results = []
   for candidate in args.candidate:
@@ -58,7 +65,7 @@ def main():
         continue
       out = os.path.join(args.out, name, file_name.replace(".h5ad", ""))
       cmd = [sys.executable, "-m", "vccjax.benchmark", f"--data=../shared/data/{file_name}",
-             *split, "--models=set_tx", "--repeats=1", f"--out={out}", *flags.split()]
+             *split, "--models=set_tx", f"--repeats={args.repeats}", f"--out={out}", *flags.split()]
       if not os.path.exists(os.path.join(out, "results.json")):  # else: done by an earlier run
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         if proc.returncode != 0:

@@ -85,6 +85,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict(dict(
       steps=1500, log_every=50, eval_every=500, checkpoint_every=250, keep_checkpoints=2,
       memory_hide=0.25,  # episodic training: share of the memory hidden at each step
+      # Members trained with their own seeds (init, batches, dropout), each keeping its best
+      # validation checkpoint; predictions are the mean of their log fold changes.
+      ensemble=1,
       eval_at_start=False))  # True: the untrained model is a validation-chosen candidate too
 
   c.eval = ml_collections.ConfigDict(dict(

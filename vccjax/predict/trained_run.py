@@ -24,17 +24,24 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 def load_trained(workdir: str, *, verbose: bool = False):
-  """(experiment, params, predict_fn) of the run in `workdir` (best checkpoint if scored)."""
+  """(experiment, params, predict_fn) of the run in `workdir` (best checkpoint if scored; with
+  `train.ensemble`, every member's, stacked)."""
   config = load_config(workdir)
   exp = assembly.Experiment.from_config(config, verbose=verbose)
   enc = exp.encode(exp.dataset.targets, allow_missing=True)
   if config.model.name in loop.CLOSED_FORM:
     return exp, loop.closed_form_params(exp, enc), steps.make_predict_step(exp.model)
-  ckpt = checkpoint_lib.Checkpoints(workdir)
-  try:
-    state = ckpt.restore_best(loop.abstract_state(exp, config, enc))
-  finally:
-    ckpt.close()
-  if state is None:
-    raise InputError(workdir, "no checkpoint found", "train first, or check the workdir")
-  return exp, state.params, steps.make_predict_step(exp.model)
+  template = loop.abstract_state(exp, config, enc)
+  members = []
+  for m in range(config.train.get("ensemble", 1)):
+    where = loop.member_dir(workdir, m)
+    ckpt = checkpoint_lib.Checkpoints(where)
+    try:
+      state = ckpt.restore_best(template)
+    finally:
+      ckpt.close()
+    if state is None:
+      raise InputError(where, "no checkpoint found", "train first, or check the workdir")
+    members.append(state.params)
+  return (exp, loop.stack_members(members),
+          steps.make_predict_step(exp.model, ensemble=len(members)))

@@ -11,7 +11,6 @@ import contextlib
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from vccjax import logbook
@@ -105,6 +104,27 @@ def _start_at_prior(exp, enc, state, mesh) -> steps.TrainState:
   return state.replace(params={**state.params, "params": params})
 
 
+def member_seed(seed: int, member: int) -> int:
+  """The seed of ensemble member `member`: member 0 keeps the run's own (a one-member ensemble is
+  the plain run), the others derive theirs from (seed, member)."""
+  if member == 0:
+    return seed
+  return int(np.random.SeedSequence([seed, member]).generate_state(1)[0] >> 1)
+
+
+def member_dir(workdir: str, member: int) -> str:
+  """Where ensemble member `member` keeps its checkpoints, metrics and plot (member 0: the
+  workdir itself, as a plain run)."""
+  return workdir if member == 0 else os.path.join(workdir, "members", str(member))
+
+
+def stack_members(params: list):
+  """One member's parameters as they are; several stacked on a leading member axis."""
+  if len(params) == 1:
+    return params[0]
+  return jax.tree.map(lambda *leaves: np.stack(leaves), *params)
+
+
 def train_and_evaluate(config, workdir: str, *, fresh: bool = False) -> dict:
   """Trains, evaluates on the validation (then test) targets and returns the final scores.
 
@@ -158,15 +178,13 @@ def _run(config, workdir: str, changes: dict | None, *, is_main: bool) -> dict:
   if changes:
     log("[resume] changed: " + "; ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()))
   if config.model.name in CLOSED_FORM:
-    state = steps.TrainState(step=jnp.asarray(0), params=closed_form_params(exp, enc),
-                             opt_state=())
+    params = closed_form_params(exp, enc)
   else:
-    state = _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, evaluators.get("val"), log,
-                   is_main=is_main, changes=changes)
-    restored = ckpt.restore_best(state) if "val" in evaluators else None
-    state = restored if restored is not None else state
+    params = _train_members(exp, config, workdir, enc, mesh, ckpt, predict_fn,
+                            evaluators.get("val"), log, is_main=is_main, changes=changes)
+    predict_fn = steps.make_predict_step(exp.model, ensemble=config.train.get("ensemble", 1))
   # Every process evaluates (deterministic: the same scores everywhere) on a local copy.
-  final = {name: ev(predict_fn=predict_fn, params=sharding.host_local(state.params),
+  final = {name: ev(predict_fn=predict_fn, params=sharding.host_local(params),
                     write_dir=(os.path.join(workdir, f"{name}_cells")
                                if config.eval.write_cells and is_main else None))
            for name, ev in evaluators.items() if name != "val" or final_val}
@@ -174,6 +192,39 @@ def _run(config, workdir: str, changes: dict | None, *, is_main: bool) -> dict:
     _report(final, workdir, log)
   ckpt.close()
   return final
+
+
+def _train_members(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, is_main,
+                   changes):
+  """Trains the `train.ensemble` members (one: the plain run) and returns their host-local best
+  parameters (`stack_members`). An ensemble's own validation score is logged beside its
+  members' (`ensemble_val/overall` in member 0's metrics log, the workdir's)."""
+  n = config.train.get("ensemble", 1)
+  members = []
+  for m in range(n):
+    if n > 1:
+      log(f"[ensemble] member {m + 1} of {n} (seed {member_seed(config.seed, m)})")
+      if is_main:
+        os.makedirs(member_dir(workdir, m), exist_ok=True)
+    member_ckpt = ckpt if m == 0 else checkpoint_lib.Checkpoints(
+        member_dir(workdir, m), keep=config.train.keep_checkpoints)
+    member_config = config.copy_and_resolve_references()
+    member_config.seed = member_seed(config.seed, m)
+    state = _train(exp, member_config, member_dir(workdir, m), enc, mesh, member_ckpt,
+                   predict_fn, val_eval, log, is_main=is_main, changes=changes)
+    restored = member_ckpt.restore_best(state) if val_eval is not None else None
+    members.append(sharding.host_local((state if restored is None else restored).params))
+    if m:
+      member_ckpt.close()
+  params = stack_members(members)
+  if n > 1 and val_eval is not None:
+    scores = val_eval(predict_fn=steps.make_predict_step(exp.model, ensemble=n), params=params)
+    log(f"[ensemble] validation overall {scores['overall']:.2f} (DES {scores['des']:.3f} "
+        f"PDS {scores['pds']:.3f} MAE {scores['mae']:.4f})")
+    if is_main:
+      logbook.MetricsLog(workdir, resume_step=config.train.steps).write(
+          config.train.steps, **{"ensemble_val/overall": scores["overall"]})
+  return params
 
 
 def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, is_main, changes):

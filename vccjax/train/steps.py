@@ -93,9 +93,18 @@ def make_train_step(*, model, optimizer, in_genes, distribution: str, distributi
   return jax.jit(step_fn, donate_argnums=(0,), **kwargs)
 
 
-def make_predict_step(model):
-  """A jitted `(params, inputs) -> log fold change [B, S, G]` (no dropout)."""
-  return jax.jit(lambda params, inputs: model.apply(params, inputs, deterministic=True))
+def make_predict_step(model, *, ensemble: int = 1):
+  """A jitted `(params, inputs) -> log fold change [B, S, G]` (no dropout).
+
+  ensemble > 1: `params` are that many members stacked on a leading axis
+  (`loop.stack_members`); the prediction is the mean of their log fold changes.
+  """
+  def apply(params, inputs):
+    return model.apply(params, inputs, deterministic=True)
+  if ensemble == 1:
+    return jax.jit(apply)
+  return jax.jit(lambda params, inputs: jnp.mean(
+      jax.vmap(apply, in_axes=(0, None))(params, inputs), axis=0))
 
 
 def init_state(*, model, optimizer, example_inputs: ModelInputs, key) -> TrainState:

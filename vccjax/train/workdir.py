@@ -30,7 +30,7 @@ RESUMABLE = ("train.", "eval.", "loss.", "optim.lr", "optim.warmup_steps", "opti
              "optim.clip_norm", "data.cache")
 # What a run writes into its workdir (`--fresh` removes these; data files stay).
 RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "results.json", CONFIG, HISTORY, "training.png",
-               "val_cells", "test_cells")
+               "val_cells", "test_cells", "members")
 
 
 def prepare(workdir: str) -> str:

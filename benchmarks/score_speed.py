@@ -149,15 +149,19 @@ def timed(cmd, cwd=None) -> tuple[dict, str]:
           "peak_gib": int(fields["Maximum resident set size (kbytes)"]) / 2**20}, out
 
 
-def run_ours(paths) -> tuple[dict, dict]:
+# Our flags for each cell-eval version's rules: 0.8 (per-perturbation FDR, no fold-change clip)
+# and 0.6.6 with pdex 0.1.27 (global FDR, fold change of a zero mean clipped at 20: our default).
+RULES = {"0.8": ["--fdr", "per_perturbation", "--fold-change-clip", "none"], "0.6": []}
+
+
+def run_ours(paths, rules: str = "0.8") -> tuple[dict, dict]:
   """Our whole job in a cold process: `python -m vccjax.score` with the baseline built from the
-  training file; cell-eval 0.8's rules (per-perturbation FDR, no fold-change clip), so the
+  training file, under the `rules` of the cell-eval version it is compared with, so the
   model's scores compare with `cell-eval run`'s."""
   out = os.path.join(tempfile.mkdtemp(prefix="vccjax_"), "scores.json")
   cost, _ = timed([sys.executable, "-m", "vccjax.score", "--pred", paths["pred"], "--real",
                    paths["real"], "--train", paths["train"], "--pert-counts",
-                   paths["pert_counts"], "--fdr", "per_perturbation", "--fold-change-clip",
-                   "none", "--json", out], cwd=REPO)
+                   paths["pert_counts"], *RULES[rules], "--json", out], cwd=REPO)
   with open(out) as f:
     scores = json.load(f)
   return cost, dict(scores["model"], overall=scores["overall"])
@@ -192,7 +196,11 @@ def main(argv=None):
   p.add_argument("--cache-dir", default=None, help="keep and reuse the generated files here")
   p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                  help="cell-eval's --num-threads (ours uses every CPU it may)")
-  p.add_argument("--ce-venv", default=os.path.join(REPO, ".venv-ce08"))
+  p.add_argument("--ce-venv", default=os.path.join(REPO, ".venv-ce08"),
+                 help="the virtualenv of the cell-eval to compare with")
+  p.add_argument("--rules", choices=sorted(RULES), default="0.8",
+                 help="that cell-eval's version: 0.8 (.venv-ce08) or 0.6 (cell-eval 0.6.6, as "
+                      "the project's own .venv has it: pass --ce-venv .venv)")
   p.add_argument("--skip-cell-eval", action="store_true")
   args = p.parse_args(argv)
   paths = ensure_files(args)
@@ -202,7 +210,7 @@ def main(argv=None):
         f"{args.train_perts * args.cells_per_pert + args.controls} cells; load average "
         f"{os.getloadavg()[0]:.1f}", flush=True)
   warm_page_cache(real, pred, paths["train"])
-  ours = run_ours(paths)
+  ours = run_ours(paths, args.rules)
   print(_line("vccjax", *ours), flush=True)
   if args.skip_cell_eval:
     return
@@ -210,12 +218,12 @@ def main(argv=None):
     sys.exit(f"no cell-eval in {args.ce_venv}: create it as .ci/run does, or --skip-cell-eval")
   warm_page_cache(real, pred)
   theirs = run_cell_eval(real, pred, args.threads, args.ce_venv)
-  print(_line("cell-eval 0.8", *theirs))
+  print(_line(f"cell-eval {args.rules}", *theirs))
   print(f"ratio (cell-eval / vccjax): wall {theirs[0]['wall_s'] / ours[0]['wall_s']:.1f}x, "
         f"CPU {theirs[0]['cpu_s'] / ours[0]['cpu_s']:.1f}x; load average now "
         f"{os.getloadavg()[0]:.1f}")
   diff = {k: float(abs(ours[1][k] - theirs[1][k])) for k in ("des", "pds", "mae")}
-  print(f"|difference| of the means (both with cell-eval 0.8's rules): {diff}; "
+  print(f"|difference| of the means (both with cell-eval {args.rules}'s rules): {diff}; "
         f"{'agree' if max(diff.values()) <= 1e-6 else 'DISAGREE'} to 1e-6")
 
 

@@ -18,8 +18,8 @@ r"""The set transformer on VCC-layout data. Variants via `--config=configs/set_t
   features from ../shared/data), e.g. 1-2 minutes per file:
     python -m vccjax.benchmark --data=../shared/data/norman19_k562.h5ad --folds=3 --out=/tmp/b
   Starts from the ridge prior and the GO-nearest training effect, gated per target; chosen on
-  validation targets (`benchmarks/choose_config.py`). Measured with `--repeats=3`: overall 13.8
-  on Norman 2019 singles, 15.2 on Datlinger 2017 (README tables).
+  validation targets (`benchmarks/choose_config.py --repeats=3`: 200 steps). Measured with
+  `--repeats=3`: overall 12.6 on Norman 2019 singles, 15.5 on Datlinger 2017 (README tables).
 
 Every variant understands `config.data.path`, `config.data.test_targets` and
 `config.data.val_targets` (comma-separated target genes; all other targets train), so
@@ -129,7 +129,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # attention memory (model.memory) is off: it did not help (README, "Designs tried").
     c.model.update(hidden=64, layers=1, heads=4, decoder_rank=32, dropout=0.1, memory=False,
                    nearest_prior=1)
-    c.train.update(steps=400, log_every=50, eval_every=100, checkpoint_every=100)
+    c.train.update(steps=200, log_every=50, eval_every=50, checkpoint_every=50)
     c.optim.warmup_steps = 50
   else:
     raise ValueError(f"unknown variant {variant!r}: use demo, tiny, vcc or bench")

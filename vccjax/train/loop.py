@@ -180,9 +180,9 @@ def _run(config, workdir: str, changes: dict | None, *, is_main: bool) -> dict:
   if config.model.name in CLOSED_FORM:
     params = closed_form_params(exp, enc)
   else:
-    params = _train_members(exp, config, workdir, enc, mesh, ckpt, predict_fn,
-                            evaluators.get("val"), log, is_main=is_main, changes=changes)
-    predict_fn = steps.make_predict_step(exp.model, ensemble=config.train.get("ensemble", 1))
+    params, predict_fn = _train_members(exp, config, workdir, enc, mesh, ckpt, predict_fn,
+                                        evaluators.get("val"), log, is_main=is_main,
+                                        changes=changes)
   # Every process evaluates (deterministic: the same scores everywhere) on a local copy.
   final = {name: ev(predict_fn=predict_fn, params=sharding.host_local(params),
                     write_dir=(os.path.join(workdir, f"{name}_cells")
@@ -196,9 +196,10 @@ def _run(config, workdir: str, changes: dict | None, *, is_main: bool) -> dict:
 
 def _train_members(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, is_main,
                    changes):
-  """Trains the `train.ensemble` members (one: the plain run) and returns their host-local best
-  parameters (`stack_members`). An ensemble's own validation score is logged beside its
-  members' (`ensemble_val/overall` in member 0's metrics log, the workdir's)."""
+  """Trains the `train.ensemble` members (one: the plain run); returns their host-local best
+  parameters (`stack_members`) and the predict step that reads them. An ensemble's own
+  validation score is logged beside its members' (`ensemble_val/overall` in member 0's metrics
+  log, the workdir's)."""
   n = config.train.get("ensemble", 1)
   members = []
   for m in range(n):
@@ -216,15 +217,17 @@ def _train_members(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, 
     members.append(sharding.host_local((state if restored is None else restored).params))
     if m:
       member_ckpt.close()
-  params = stack_members(members)
-  if n > 1 and val_eval is not None:
-    scores = val_eval(predict_fn=steps.make_predict_step(exp.model, ensemble=n), params=params)
+  if n == 1:
+    return members[0], predict_fn
+  params, predict_fn = stack_members(members), steps.make_predict_step(exp.model, ensemble=n)
+  if val_eval is not None:
+    scores = val_eval(predict_fn=predict_fn, params=params)
     log(f"[ensemble] validation overall {scores['overall']:.2f} (DES {scores['des']:.3f} "
         f"PDS {scores['pds']:.3f} MAE {scores['mae']:.4f})")
     if is_main:
       logbook.MetricsLog(workdir, resume_step=config.train.steps).write(
           config.train.steps, **{"ensemble_val/overall": scores["overall"]})
-  return params
+  return params, predict_fn
 
 
 def _train(exp, config, workdir, enc, mesh, ckpt, predict_fn, val_eval, log, *, is_main, changes):

@@ -24,7 +24,7 @@ from vccjax.metrics.scale import (ScalePlan, apply_scaling, is_counts, plan_scal
                                   plan_scaling_of_rows, read_scaled, to_vcc_log1p)
 from vccjax.metrics.scale_columns import plan_scaling_of_columns, read_scaled_columns
 from vccjax.metrics.scaled import scaled_scores
-from vccjax.metrics.scratch import Scratch, ScratchPool
+from vccjax.metrics.scratch import Scratch, ScratchPool, in_order
 from vccjax.metrics.wilcoxon import mannwhitney_vs_control
 
 __all__ = [
@@ -32,7 +32,7 @@ __all__ = [
     "GroupRankSums", "ScalePlan", "Scratch", "ScratchPool",
     "abs_log2_fold_change", "apply_scaling", "assemble_baseline", "benjamini_hochberg",
     "cell_mean_baseline", "compare", "de_overlap", "discrimination_scores", "evaluate",
-    "group_means", "group_sums", "is_counts", "mannwhitney_vs_control", "mean_absolute_error",
+    "group_means", "group_sums", "in_order", "is_counts", "mannwhitney_vs_control", "mean_absolute_error",
     "mean_of_pseudobulks", "plan_scaling", "plan_scaling_of_columns", "plan_scaling_of_rows",
     "rank_sums", "read_scaled", "read_scaled_columns", "rows_per_chunk", "scaled_scores",
     "summarize", "summarize_cell_mean_baseline", "summarize_chunks", "to_vcc_log1p",

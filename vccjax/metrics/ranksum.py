@@ -24,7 +24,6 @@ Everything downstream is vectorised JAX.
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import dataclasses
 import functools
@@ -35,7 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from vccjax.metrics import keys_by_gene, ranksum_batch
-from vccjax.metrics.scratch import Scratch, ScratchPool
+from vccjax.metrics.scratch import Scratch, ScratchPool, in_order
 
 _VALUES_PER_CHUNK = 1 << 24  # stored values per row chunk: ~0.3 GB of work memory each
 _VALUES_PER_BATCH = 1 << 19  # keys per batch of genes: 2 MB, reused from the heap (larger
@@ -196,7 +195,6 @@ def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, "sp.csr_matrix | C
   buffers = buffers or ScratchPool()
   arena = buffers.shared.array("sort_keys", n_values, key_format.dtype) if n_values else None
   sizes = np.zeros(n_groups, np.int64)
-  pieces = []
 
   def regroup(group, chunk, out):
     with buffers.lease() as scratch:
@@ -211,8 +209,8 @@ def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, "sp.csr_matrix | C
         group, chunk = group[keep], chunk[np.flatnonzero(keep)]
       return gene_pieces(chunk, group=group, key_format=key_format, out=out)
 
-  with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-    in_flight = collections.deque()
+  def to_regroup():  # (group, chunk, where its keys go), counting the groups' cells
+    nonlocal sizes
     filled = 0
     for group, chunk in chunks:
       group = np.asarray(group, dtype=np.int64)
@@ -225,10 +223,10 @@ def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, "sp.csr_matrix | C
       out = None
       if arena is not None and filled + chunk.nnz <= len(arena):
         out, filled = arena[filled:filled + chunk.nnz], filled + chunk.nnz
-      in_flight.append(pool.submit(regroup, group, chunk, out))
-      if len(in_flight) > threads:  # bounds the memory of chunks read but not yet regrouped
-        pieces.append(in_flight.popleft().result())
-    pieces += [f.result() for f in in_flight]
+      yield group, chunk, out
+
+  with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+    pieces = list(in_order(pool, regroup, to_regroup(), ahead=threads))
     sums = [np.zeros((n_genes, n_groups)) for _ in range(5)]
 
     def reduce(genes):

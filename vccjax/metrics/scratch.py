@@ -6,14 +6,16 @@ freed per chunk are handed back to the OS and come back as new pages, which the 
 buffer per name, grown when a chunk needs more, so the pages are touched once per thread. A
 `ScratchPool` lends Scratches to the worker threads of successive jobs (the scorer's two files
 run one after the other, each on its own thread pool), and holds the one file-sized buffer a
-job needs (the sort keys), so the second file reuses the first one's pages.
+job needs (the sort keys), so the second file reuses the first one's pages. `in_order` runs
+those jobs' pieces on a thread pool with a bounded number read ahead.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import threading
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -57,3 +59,18 @@ class ScratchPool:
     finally:
       with self._lock:
         self._free.append(scratch)
+
+
+def in_order(pool, work: Callable, items: Iterable[tuple], *, ahead: int) -> Iterator:
+  """`work(*item)` of every item on `pool`, the results yielded in the items' order.
+
+  At most `ahead` + 1 items are submitted but not yet yielded, which bounds the memory of pieces
+  read but not yet used; `items` is consumed as the work goes (a generator may prepare each).
+  """
+  pending = collections.deque()
+  for item in items:
+    pending.append(pool.submit(work, *item))
+    if len(pending) > ahead:
+      yield pending.popleft().result()
+  while pending:
+    yield pending.popleft().result()

@@ -7,7 +7,6 @@ from a training file and a `pert_counts` table or read from a file `cell-eval ba
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import os
 
@@ -106,20 +105,12 @@ def training_profile(train_path: str, *, control_label: str, threads: int | None
 
   sums = np.zeros((len(names), adata.n_vars))
   controls = []  # [cells, genes] pieces: row ranges, or blocks of genes of a CSC file
-
-  def add(done):
-    genes, part, control = done.result()
-    sums[:, genes] += part
-    controls.append(control)
-
   with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-    in_flight = collections.deque()
-    for (cells, genes), read in stored_x.scaled_piece_readers(adata, stored, plan, rows=rows):
-      in_flight.append(pool.submit(piece, cells, genes, read))
-      if len(in_flight) > threads:  # bounds the pieces read but not yet added
-        add(in_flight.popleft())
-    while in_flight:
-      add(in_flight.popleft())
+    readers = ((cells, genes, read) for (cells, genes), read
+               in stored_x.scaled_piece_readers(adata, stored, plan, rows=rows))
+    for genes, part, control in metrics.in_order(pool, piece, readers, ahead=threads):
+      sums[:, genes] += part
+      controls.append(control)
   stack = sp.hstack if isinstance(stored, csc_columns.CscColumns) else sp.vstack
   profile = metrics.mean_of_pseudobulks(sums / np.bincount(group)[:, None])
   return profile, stack(controls, format="csr"), labels.gene_names

@@ -103,3 +103,24 @@ def test_regroup_reports_the_positive_range():
                                    base=0, label_bits=2, n_genes=4, out=out, colptr=colptr)
   assert (low, high) == (int(np.float32(0.5).view(np.uint32)), int(np.float32(3).view(np.uint32)))
   np.testing.assert_array_equal(colptr, [0, 1, 2, 3, 5])
+
+
+def test_row_views_are_the_rows_without_copies():
+  rng = np.random.default_rng(5)
+  x = sp.random(23, 9, density=0.4, format="csr", dtype=np.float32, random_state=rng)
+  x[4] = 0  # an empty row
+  x.eliminate_zeros()
+  starts, stacked = [], []
+  for start, view in ranksum.row_views(x, 5):
+    assert np.shares_memory(view.data, x.data) and np.shares_memory(view.indices, x.indices)
+    np.testing.assert_array_equal(view.toarray(), x[start:start + 5].toarray())
+    starts.append(start)
+    stacked.append(view)
+  assert starts == [0, 5, 10, 15, 20]
+  np.testing.assert_array_equal(sp.vstack(stacked).toarray(), x.toarray())
+
+
+def test_ranking_refuses_negative_values():
+  with pytest.raises(ValueError, match="non-negative"):
+    ranksum.rank_sums(log1p_expr=sp.csr_matrix(np.array([[0.5, -1.0]], np.float32)),
+                      group=np.array([0]), n_groups=1)

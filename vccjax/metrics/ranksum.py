@@ -33,7 +33,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import scipy.sparse as sp
 
-from vccjax.metrics import keys_by_gene, ranksum_batch
+from vccjax.metrics import keys_by_gene, ranksum_batch, value_scan
 from vccjax.metrics.scratch import Scratch, ScratchPool, in_order
 
 _VALUES_PER_CHUNK = 1 << 24  # stored values per row chunk: ~0.3 GB of work memory each
@@ -123,21 +123,30 @@ def rank_sums(*, log1p_expr, group: np.ndarray, n_groups: int,
     GroupRankSums with [genes, n_groups] sums.
   """
   group = np.asarray(group, dtype=np.int64)
-  csr = sp.csr_matrix(log1p_expr, dtype=np.float32)
-  if csr.nnz and csr.data.min() < 0:
+  csr = sp.csr_matrix(log1p_expr, dtype=np.float32)  # a float32 CSR is not copied
+  _, low, high, _, smallest_positive, _ = value_scan.scan_values(csr.data, fraction_epsilon=0)
+  if csr.nnz and low < 0:
     raise ValueError("ranking needs non-negative (log1p) values")
-  positive = csr.data[csr.data > 0]
-  low, high = (positive.min(), positive.max()) if len(positive) else (1.0, 1.0)
-
-  def chunks():
-    step = rows_per_chunk(csr.nnz / max(csr.shape[0], 1))
-    for start in range(0, csr.shape[0], step):
-      stop = min(start + step, csr.shape[0])
-      yield group[start:stop], csr[start:stop]
-
+  low, high = (smallest_positive, high) if np.isfinite(smallest_positive) else (1.0, 1.0)
+  step = rows_per_chunk(csr.nnz / max(csr.shape[0], 1))
+  chunks = ((group[start:start + view.shape[0]], view) for start, view in row_views(csr, step))
   return rank_sums_of_chunks(
-      chunks=chunks(), n_genes=csr.shape[1], n_groups=n_groups, threads=threads,
-      key_format=KeyFormat.for_values(low=float(low), high=float(high), n_groups=n_groups))
+      chunks=chunks, n_genes=csr.shape[1], n_groups=n_groups, threads=threads,
+      key_format=KeyFormat.for_values(low=low, high=high, n_groups=n_groups))
+
+
+def row_views(csr: sp.csr_matrix, rows: int) -> Iterator[tuple[int, sp.csr_matrix]]:
+  """(first row, [rows, genes] CSR) chunks of a CSR matrix, `rows` rows at a time, sharing its
+  arrays. Row slicing copies them into fresh pages (a third of the scorer's page faults when it
+  ranked the training controls that way), and so does scipy's constructor given a small view of
+  a large array: the arrays are set after it."""
+  for start in range(0, csr.shape[0], rows):
+    stop = min(start + rows, csr.shape[0])
+    lo, hi = csr.indptr[start], csr.indptr[stop]
+    view = sp.csr_matrix((stop - start, csr.shape[1]), dtype=csr.dtype)
+    view.data, view.indices = csr.data[lo:hi], csr.indices[lo:hi]
+    view.indptr = csr.indptr[start:stop + 1] - lo
+    yield start, view
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from vccjax.data import count_log1p, csr_rows, dense_rows, normalize
 from vccjax.errors import InputError
 from vccjax.metrics import scratch as scratch_lib
-from vccjax.metrics import value_scan
+from vccjax.metrics import ranksum, value_scan
 
 _ROWS_PER_CHUNK = 8192
 _VALUES_PER_READ = 1 << 22  # stored values per read of `plan_scaling_of_csr`
@@ -256,12 +256,8 @@ def inspect_values(values: np.ndarray) -> tuple[bool, float, float, bool, float]
 
 def _row_chunks(expr):
   """(start, rows) views of a dense or CSR matrix, `_ROWS_PER_CHUNK` rows at a time."""
+  if sp.issparse(expr):
+    yield from ranksum.row_views(expr, _ROWS_PER_CHUNK)
+    return
   for start in range(0, expr.shape[0], _ROWS_PER_CHUNK):
-    stop = min(start + _ROWS_PER_CHUNK, expr.shape[0])
-    if sp.issparse(expr):
-      lo, hi = expr.indptr[start], expr.indptr[stop]
-      yield start, sp.csr_matrix((expr.data[lo:hi], expr.indices[lo:hi],
-                                  expr.indptr[start:stop + 1] - lo),
-                                 shape=(stop - start, expr.shape[1]))
-    else:
-      yield start, expr[start:stop]
+    yield start, expr[start:start + _ROWS_PER_CHUNK]

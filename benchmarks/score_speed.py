@@ -17,9 +17,10 @@ Measured at full size on 2 idle cores (2026-12-06; README "The evaluator"): CSR:
 wall, 58.8 s CPU, 2.77 GiB peak; cell-eval 0.8.2 501.0 s wall, 889.0 s CPU, 15.8 GiB: 13.8x wall.
 Dense: vccjax 31.5 s, 53.7 s CPU, 3.04 GiB; cell-eval 702.6 s, 1260.0 s CPU, 17.5 GiB: 22.3x
 wall. Rerun with --runs 3 on a slower VM (2026-12-06 16:09-17:59): CSR 14.3x first run, 17.6x
-median (vccjax 39.8 / 32.5 s, cell-eval 570.7 s); dense 23.2x (35.0 s, 813.1 s). Our time swings with the VM's memory (25-31 s back to back, 36-44 s as a first run). The
-same scores in every layout; the model's DES, PDS, MAE within 5e-10 of cell-eval's. Generating
-the files takes ~5 minutes once on idle cores (the dense and CSC rewrites under a minute each).
+median (vccjax 39.8 / 32.5 s, cell-eval 570.7 s); dense 23.2x (35.0 s, 813.1 s). Our time
+swings with the VM's memory (25-31 s back to back, 36-44 s as a first run). The same scores in
+every layout; the model's DES, PDS, MAE within 5e-10 of cell-eval's. Generating the files
+takes ~5 minutes once on idle cores (the dense and CSC rewrites under a minute each).
 With `--rules 0.6 --ce-venv .venv` (cell-eval 0.6.6, CSR): the same agreement (1.1e-16, 0,
 4.4e-10), vccjax 32.7 s / 55.8 s CPU, cell-eval 0.6.6 5,334 s CPU (95.6x CPU; its wall time was
 inflated by other jobs).
@@ -211,6 +212,8 @@ def main(argv=None):
                       "after the page-cache warm-up pays this VM's first touch of fresh memory)")
   p.add_argument("--skip-cell-eval", action="store_true")
   args = p.parse_args(argv)
+  if args.runs < 1:
+    p.error(f"--runs {args.runs}: give at least 1 run of our job")
   paths = ensure_files(args)
   real, pred = paths["real"], paths["pred"]
   print(f"shape: {args.perts} perturbations x {args.cells_per_pert} cells + {args.controls} "

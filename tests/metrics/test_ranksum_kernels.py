@@ -8,7 +8,7 @@ from vccjax.metrics import keys_by_gene, ranksum, ranksum_batch
 
 
 def reference_sums(rows, *, label_bits, base, n_groups):
-  """`batch_sums` by definition: each group's values against the control's, from a sorted row."""
+  """`gene_sums` by definition: each group's values against the control's, from a sorted row."""
   pad = np.iinfo(rows.dtype).max
   out = np.zeros((5, len(rows), n_groups))
   for r, row in enumerate(rows):
@@ -45,23 +45,38 @@ def keys_of(values, labels, *, label_bits, base, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
-def test_batch_sums_equal_the_definition(dtype):
+def test_gene_sums_equal_the_definition(dtype):
   rng = np.random.default_rng(0)
   n_groups, label_bits, width = 5, 3, 300
   base = int(np.float32(0.01).view(np.uint32)) - 64 if dtype is np.uint32 else 0
-  values = np.round(rng.gamma(1.0, 1.0, (6, width)) + 0.01, 2)  # many ties
+  values = np.round(rng.gamma(1.0, 1.0, (8, width)) + 0.01, 2)  # many ties
   values[1] = 0.5  # every value equal
   values[2, :250] = 1.25  # a run longer than a bucket's insertion sort
-  labels = rng.integers(0, n_groups, (6, width))
+  values[6] = rng.uniform(0.5, 3.0, width)  # no ties: small buckets, one insertion pass
+  values[7] = rng.uniform(1.0, 1.01, width)  # skewed: distinct values in a few large buckets
+  values[7, 0] = 14.0
+  labels = rng.integers(0, n_groups, (8, width))
   rows = keys_of(values, labels, label_bits=label_bits, base=base, dtype=dtype)
   pad = np.iinfo(dtype).max
   rows[3, ::3] = pad  # padding anywhere (stored zeros)
-  rows[4] = pad  # an empty row
+  rows[4] = pad  # an empty gene
   rows[5, 1:] = pad  # a single value
-  given = rows.copy()
-  sums = ranksum_batch.batch_sums(rows, label_bits=label_bits, n_groups=n_groups, base=base)
-  np.testing.assert_array_equal(rows, given)
-  expected = reference_sums(given, label_bits=label_bits, base=base, n_groups=n_groups)
+  # Each gene's keys split into three pieces of uneven sizes (one piece empty for gene 0),
+  # laid out as the scorer's chunks are: every piece's genes one after the other.
+  bounds = np.array([[0, 0, 120, 300]] + [[0, 10, 200, 300]] * 7)
+  keys, starts = [], np.zeros((3, 9), np.int64)
+  for p in range(3):
+    for g in range(8):
+      starts[p, g] = sum(len(k) for k in keys)
+      keys.append(rows[g, bounds[g, p]:bounds[g, p + 1]])
+    starts[p, 8] = sum(len(k) for k in keys)
+  keys = np.concatenate(keys)
+  given = keys.copy()
+  genes = np.array([3, 0, 7, 5, 1, 6, 4, 2])  # any order
+  sums = ranksum_batch.gene_sums(keys, starts, genes, label_bits=label_bits, n_groups=n_groups,
+                                 base=base)
+  np.testing.assert_array_equal(keys, given)
+  expected = reference_sums(rows[genes], label_bits=label_bits, base=base, n_groups=n_groups)
   for got, want in zip(sums, expected):
     np.testing.assert_array_equal(got, want)
 

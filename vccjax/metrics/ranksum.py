@@ -11,8 +11,8 @@ The work streams over row chunks of cells, so a file never has to be in memory a
 each chunk's nonzero values become integer sort keys (the value's float32 bits, which order like
 the values, above the group's bits) regrouped by gene (`GenePieces`, one compiled pass:
 `keys_by_gene.py`; a CSC file's blocks of genes need no regrouping); then batches of genes of
-similar size are gathered from every chunk as padded rows, each row sorted and reduced in one
-compiled pass (`ranksum_batch.py`). Both stages run on a thread pool (the compiled passes, NumPy
+similar size are each gathered from every chunk's keys, sorted and reduced in one compiled pass
+per gene (`ranksum_batch.py`). Both stages run on a thread pool (the compiled passes, NumPy
 and SciPy release the GIL); a chunk may be a `ChunkReader` (or a `GeneBlockReader`), read and
 scaled by the worker itself into a reused `Scratch` lent by a `ScratchPool`. Memory: 4 bytes
 per nonzero value (the keys, in one buffer of the pool when their number is known, so a second
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import functools
 import os
 from typing import Callable, Iterable, Iterator
 
@@ -37,8 +36,7 @@ from vccjax.metrics import keys_by_gene, ranksum_batch, value_scan
 from vccjax.metrics.scratch import Scratch, ScratchPool, in_order
 
 _VALUES_PER_CHUNK = 1 << 24  # stored values per row chunk: ~0.3 GB of work memory each
-_VALUES_PER_BATCH = 1 << 19  # keys per batch of genes: 2 MB, reused from the heap (larger
-# batches make the allocator map fresh pages for every temporary: ~2x the page faults)
+_VALUES_PER_BATCH = 1 << 19  # keys per batch of genes, a thread's unit of work
 _MARGIN_ULPS = 64  # slack on a value range predicted before the values are computed
 
 
@@ -102,11 +100,6 @@ class GenePieces:
   colptr: np.ndarray
   keys: np.ndarray
 
-  @functools.cached_property
-  def counts(self) -> np.ndarray:
-    """[genes] keys per gene (read for every batch of genes: computed once)."""
-    return np.diff(self.colptr)
-
 
 def rank_sums(*, log1p_expr, group: np.ndarray, n_groups: int,
               threads: int | None = None) -> GroupRankSums:
@@ -132,7 +125,8 @@ def rank_sums(*, log1p_expr, group: np.ndarray, n_groups: int,
   chunks = ((group[start:start + view.shape[0]], view) for start, view in row_views(csr, step))
   return rank_sums_of_chunks(
       chunks=chunks, n_genes=csr.shape[1], n_groups=n_groups, threads=threads,
-      key_format=KeyFormat.for_values(low=low, high=high, n_groups=n_groups))
+      key_format=KeyFormat.for_values(low=low, high=high, n_groups=n_groups),
+      n_values=csr.nnz)
 
 
 def row_views(csr: sp.csr_matrix, rows: int) -> Iterator[tuple[int, sp.csr_matrix]]:
@@ -198,7 +192,8 @@ def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, "sp.csr_matrix | C
     buffers: where the workers' buffers come from (pass the same pool to successive calls to
       reuse them); must not serve another call at the same time.
     n_values: the chunks' stored values in all, if known: their sort keys then go to one
-      buffer of `buffers`, reused by the next call, instead of new memory per chunk.
+      buffer of `buffers`, reused by the next call, instead of new memory per chunk (copied
+      together once all are made: twice the memory).
   """
   threads = threads or len(os.sched_getaffinity(0))
   buffers = buffers or ScratchPool()
@@ -218,6 +213,8 @@ def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, "sp.csr_matrix | C
         group, chunk = group[keep], chunk[np.flatnonzero(keep)]
       return gene_pieces(chunk, group=group, key_format=key_format, out=out)
 
+  offsets = []  # where each piece's keys start in the arena (None: in memory of its own)
+
   def to_regroup():  # (group, chunk, where its keys go), counting the groups' cells
     nonlocal sizes
     filled = 0
@@ -232,20 +229,40 @@ def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, "sp.csr_matrix | C
       out = None
       if arena is not None and filled + chunk.nnz <= len(arena):
         out, filled = arena[filled:filled + chunk.nnz], filled + chunk.nnz
+      offsets.append(None if out is None else filled - chunk.nnz)
       yield group, chunk, out
 
   with concurrent.futures.ThreadPoolExecutor(threads) as pool:
     pieces = list(in_order(pool, regroup, to_regroup(), ahead=threads))
+    keys, starts = _flat_keys(pieces, offsets, arena, n_genes=n_genes,
+                              dtype=key_format.dtype)
+    del pieces
     sums = [np.zeros((n_genes, n_groups)) for _ in range(5)]
 
     def reduce(genes):
-      rows = gather_rows(pieces, genes, pad=np.iinfo(key_format.dtype).max)
-      for total, part in zip(sums, ranksum_batch.batch_sums(
-          rows, label_bits=key_format.label_bits, n_groups=n_groups, base=key_format.base)):
+      for total, part in zip(sums, ranksum_batch.gene_sums(
+          keys, starts, genes, label_bits=key_format.label_bits, n_groups=n_groups,
+          base=key_format.base)):
         total[genes] = part  # batches hold disjoint genes
 
-    list(pool.map(reduce, gene_batches(pieces, n_genes=n_genes)))
+    list(pool.map(reduce, gene_batches(starts)))
   return GroupRankSums(sizes, *sums)
+
+
+def _flat_keys(pieces: list[GenePieces], offsets: list, arena: np.ndarray | None, *,
+               n_genes: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+  """(keys [n], starts [pieces, genes + 1]) of `ranksum_batch.gene_sums`: the arena where every
+  piece's keys were written to it (their `offsets`), else the pieces' keys copied after one
+  another."""
+  if arena is None or any(o is None for o in offsets):
+    keys = (np.concatenate([p.keys for p in pieces]) if pieces else np.zeros(0, dtype))
+    offsets = np.cumsum([0] + [len(p.keys) for p in pieces[:-1]])
+  else:
+    keys = arena
+  starts = np.empty((len(pieces), n_genes + 1), np.int64)
+  for row, piece, offset in zip(starts, pieces, offsets):
+    np.add(piece.colptr, offset, out=row)
+  return keys, starts
 
 
 def gene_pieces(chunk: sp.csr_matrix, *, group: np.ndarray, key_format: KeyFormat,
@@ -326,33 +343,16 @@ def rows_per_chunk(nonzero_per_row: float) -> int:
   return int(np.clip(_VALUES_PER_CHUNK / max(nonzero_per_row, 1.0), 64, 1 << 16))
 
 
-def gene_batches(pieces: list[GenePieces], *, n_genes: int) -> Iterator[np.ndarray]:
-  """Batches of genes (index arrays) of similar nonzero counts, each within the key budget."""
-  counts = sum((p.counts for p in pieces), np.zeros(n_genes, np.int64))
+def gene_batches(starts: np.ndarray) -> Iterator[np.ndarray]:
+  """Batches of genes (index arrays) of similar key counts, each within the key budget, from
+  the pieces' `starts` ([pieces, genes + 1], as `ranksum_batch.gene_sums` takes them)."""
+  counts = (starts[:, 1:] - starts[:, :-1]).sum(0)
   order = np.argsort(counts, kind="stable")
   widths = np.maximum(counts[order], 1)
   start = 0
   while start < len(order):
-    # Widths grow along `order`: the most genes whose padded rows fit the batch budget.
+    # Widths grow along `order`: the most genes whose keys fit the batch budget.
     fits = np.arange(1, len(order) - start + 1) * widths[start:] <= _VALUES_PER_BATCH
     size = max(1, int(fits.sum()))
     yield order[start:start + size]
     start += size
-
-
-def gather_rows(pieces: list[GenePieces], genes: np.ndarray, *, pad) -> np.ndarray:
-  """[genes, width] keys of `genes` from every piece, each row's keys first, then `pad`."""
-  lengths = np.stack([p.counts[genes] for p in pieces])  # [pieces, genes]
-  width = max(int(lengths.sum(0).max(initial=0)), 1)
-  rows = np.full((len(genes), width), pad, pieces[0].keys.dtype if pieces else np.uint32)
-  flat = rows.reshape(-1)
-  filled = np.arange(len(genes)) * width  # where each row's next keys go in `flat`
-  for piece, length in zip(pieces, lengths):
-    some = np.flatnonzero(length)
-    keys = piece.keys
-    # Python ints: this loop runs ~30 times per gene (once per piece).
-    for to, start, n in zip(filled[some].tolist(), piece.colptr[genes[some]].tolist(),
-                            length[some].tolist()):
-      flat[to:to + n] = keys[start:start + n]
-    filled += length
-  return rows

@@ -1,14 +1,20 @@
 """The per-gene reduction of `ranksum.py`: sort each gene's keys, then sum them per group.
 
-Each row holds one gene's sort keys ((value bits - base) << label_bits | group; the largest key
-is padding, and marks stored zeros wherever they are). One compiled pass per row (numba) sorts
-the row's keys and reduces them while they are in cache:
+A gene's sort keys ((value bits - base) << label_bits | group; the largest key is padding, and
+marks stored zeros wherever they are) lie in pieces, one per row chunk of the file, all in one
+flat array. One compiled pass per gene (numba) gathers its pieces into a row, sorts the row and
+reduces it while it is in cache:
 
+- the gather: each piece's keys other than padding, copied to one work row (~0.1 MB for a gene
+  of a VCC-shape file: in cache for what follows), with the row's smallest and largest key. It
+  replaced a NumPy gather into padded rows (a slice assignment per gene and piece: 5.8 of the
+  scorer's 47 s of CPU);
 - the sort: one most-significant-digit counting pass spreads the keys over as many buckets as
-  there are keys (bucket = (key - row min) >> shift), then each bucket, a handful of keys, is
-  sorted by insertion (a large one, a run of ties, is checked and only sorted if it is not
-  already). 13.6 against 29.2 ns a key for NumPy's vectorised row sort followed by a separate
-  pass, on one core, for 200 genes of a VCC-shape file (`benchmarks/score_speed.py`'s);
+  there are keys (bucket = (key - row min) >> shift), then one insertion pass sorts the row,
+  each bucket holding a handful of keys (where one holds many, a run of ties or a skewed row,
+  each bucket is sorted on its own, by NumPy's sort if it is large and not already sorted).
+  ~6 ns a key, against ~27 for NumPy's vectorised row sort, on one core, for genes of a
+  VCC-shape file (`benchmarks/score_speed.py`'s);
 - the reduction: the runs of equal values, where the control's values come first, so a
   value's count of control values at or below it is the controls seen before the run plus the
   run's own, and each group's part of a run gives its tie term. Each value is added to its
@@ -26,12 +32,16 @@ import numpy as np
 _INSERTION_MOST = 48  # a bucket of more keys is sorted by numba's np.sort (unless sorted)
 
 
-def batch_sums(rows: np.ndarray, *, label_bits: int, n_groups: int, base: int) -> tuple:
-  """Sums every row's keys per (gene, group); the rows are left as they were.
+def gene_sums(keys: np.ndarray, starts: np.ndarray, genes: np.ndarray, *, label_bits: int,
+              n_groups: int, base: int) -> tuple:
+  """Sums every gene's keys per (gene, group); the keys are left as they were.
 
   Args:
-    rows: [genes, width] keys of `ranksum.KeyFormat` (uint32 or uint64), in any order, padding
-      (the largest key) anywhere.
+    keys: [n] keys of `ranksum.KeyFormat` (uint32 or uint64), padding (the largest key)
+      anywhere.
+    starts: [pieces, all genes + 1] int64: gene g's keys of piece p are
+      keys[starts[p, g]:starts[p, g + 1]] (in any order).
+    genes: [genes] the genes to sum, in the order of the output rows.
     label_bits, base: of the key format.
     n_groups: number of groups, control included.
 
@@ -39,26 +49,38 @@ def batch_sums(rows: np.ndarray, *, label_bits: int, n_groups: int, base: int) -
     [genes, n_groups] float64 nonzero, control_at_or_below, control_equal, tie_terms,
     value_sums (see `ranksum.GroupRankSums`).
   """
-  sums = np.zeros((5, rows.shape[0], 2 ** label_bits))
-  pad = rows.dtype.type(np.iinfo(rows.dtype).max)
-  _sort_and_reduce_rows(rows, pad, label_bits, base, *sums)
+  genes = np.asarray(genes, np.int64)
+  sums = np.zeros((5, len(genes), 2 ** label_bits))
+  width = int((starts[:, genes + 1] - starts[:, genes]).sum(0).max(initial=0))
+  if width >= 2**30:
+    raise ValueError(f"a gene holds {width} values: too many to rank (at most 2^30)")
+  pad = keys.dtype.type(np.iinfo(keys.dtype).max)
+  _sort_and_reduce_genes(keys, starts, genes, max(width, 1), pad, label_bits, base, *sums)
   return tuple(s[:, :n_groups] for s in sums)
 
 
 @numba.njit(nogil=True, cache=True)
-def _sort_row(row, pad, out, buckets):  # pragma: no cover (compiled)
-  """Writes the keys of `row` other than `pad`, sorted, to the start of `out`; returns their
-  number. `buckets`: int64 work space of at least 2 * len(row) + 2."""
+def _gather(keys, starts, gene, pad, row):  # pragma: no cover (compiled)
+  """Copies gene `gene`'s keys other than `pad`, from every piece, to the start of `row`;
+  returns (their number, smallest, largest) (0, pad, 0 if none)."""
   n = 0
   lo = np.uint64(pad)
   hi = np.uint64(0)
-  for k in row:
-    if k != pad:
-      n += 1
-      lo = min(lo, np.uint64(k))
-      hi = max(hi, np.uint64(k))
-  if n == 0:
-    return 0
+  for p in range(starts.shape[0]):
+    for i in range(starts[p, gene], starts[p, gene + 1]):
+      k = keys[i]
+      if k != pad:
+        row[n] = k
+        n += 1
+        lo = min(lo, np.uint64(k))
+        hi = max(hi, np.uint64(k))
+  return n, lo, hi
+
+
+@numba.njit(nogil=True, cache=True)
+def _sort_row(row, n, lo, hi, out, buckets):  # pragma: no cover (compiled)
+  """Writes row[:n], keys in [lo, hi], sorted, to out[:n]. `buckets`: int32 work space of at
+  least 2 * n + 2."""
   n_buckets = 1
   while n_buckets < n:
     n_buckets *= 2
@@ -67,16 +89,32 @@ def _sort_row(row, pad, out, buckets):  # pragma: no cover (compiled)
     shift += np.uint64(1)
   ends = buckets[:n_buckets + 1]
   ends[:] = 0
-  for k in row:
-    if k != pad:
-      ends[np.int64((np.uint64(k) - lo) >> shift) + 1] += 1
+  largest = 0
+  for i in range(n):
+    b = np.int64((np.uint64(row[i]) - lo) >> shift) + 1
+    size = ends[b] + 1
+    ends[b] = size
+    largest = max(largest, size)
   for b in range(n_buckets):
     ends[b + 1] += ends[b]
-  for k in row:  # ends[b] moves from bucket b's start to its end
-    if k != pad:
-      b = np.int64((np.uint64(k) - lo) >> shift)
-      out[ends[b]] = k
-      ends[b] += 1
+  for i in range(n):  # ends[b] moves from bucket b's start to its end
+    k = row[i]
+    b = np.int64((np.uint64(k) - lo) >> shift)
+    out[ends[b]] = k
+    ends[b] += 1
+  if largest <= _INSERTION_MOST:
+    # One insertion pass over the whole row: a key never moves past its bucket's start (the
+    # buckets are in order), and a loop over the buckets' bounds would mispredict a branch per
+    # bucket (7.0 against 11.8 ns a key, gathering included).
+    for i in range(1, n):
+      k = out[i]
+      if k < out[i - 1]:
+        j = i - 1
+        while j >= 0 and out[j] > k:
+          out[j + 1] = out[j]
+          j -= 1
+        out[j + 1] = k
+    return
   start = 0
   for b in range(n_buckets):
     end = ends[b]
@@ -94,13 +132,13 @@ def _sort_row(row, pad, out, buckets):  # pragma: no cover (compiled)
           out[start:end] = np.sort(out[start:end])
           break
     start = end
-  return n
 
 
 @numba.njit(nogil=True, cache=True)
-def _sort_and_reduce_rows(rows, pad, label_bits, base, nonzero, at_or_below, equal, ties,
-                          value_sums):  # pragma: no cover (compiled)
-  """The sums of `batch_sums`, added into the [genes, 2^label_bits] outputs.
+def _sort_and_reduce_genes(keys, starts, genes, width, pad, label_bits, base, nonzero,
+                           at_or_below, equal, ties, value_sums):  # pragma: no cover (compiled)
+  """The sums of `gene_sums`, added into the [genes, 2^label_bits] outputs (`width`: the most
+  keys a gene has).
 
   Walking a sorted row value by value: a run is the equal values (one key value, then the
   labels in order); a part, one group's values in a run. With c control values in the run and
@@ -111,19 +149,20 @@ def _sort_and_reduce_rows(rows, pad, label_bits, base, nonzero, at_or_below, equ
   q = c before it for the control (summing to f(c)). The integer sums are kept in int64 per
   row (exact, as the float64 sums they are added to).
   """
-  n_rows, width = rows.shape
   n_labels = 1 << label_bits
   mask = np.uint64(n_labels - 1)
   shift = np.uint64(label_bits)
-  sorted_keys = np.empty(width, rows.dtype)
-  buckets = np.empty(2 * width + 2, np.int64)
+  row = np.empty(width, keys.dtype)
+  sorted_keys = np.empty(width, keys.dtype)
+  buckets = np.empty(2 * width + 2, np.int32)
   word = np.zeros(1, np.uint32)
   as_float = word.view(np.float32)
   counts = np.zeros((4, n_labels), np.int64)
-  for r in range(n_rows):
-    n = _sort_row(rows[r], pad, sorted_keys, buckets)
+  for r in range(len(genes)):
+    n, lo, hi = _gather(keys, starts, genes[r], pad, row)
     if n == 0:
       continue
+    _sort_row(row, n, lo, hi, sorted_keys, buckets)
     sums = value_sums[r]
     counts[:] = 0
     seen = 0  # control values below the current run
@@ -146,12 +185,12 @@ def _sort_and_reduce_rows(rows, pad, label_bits, base, nonzero, at_or_below, equ
         m = 0
         prev = key
       label = np.int64(key & mask)
-      if label == 0:
-        q = c
-        c += 1
-      else:
-        q = c + m
-        counts[2, label] += c
+      # Without a branch (one group in six is the control: a branch mispredicts): the
+      # control's part comes first in its run, so for a control value m == c.
+      other = np.int64(label != 0)
+      q = m + c * other
+      counts[2, label] += c * other
+      c += 1 - other
       m += 1
       counts[0, label] += 1
       counts[1, label] += seen + c

@@ -23,8 +23,7 @@ def regroup(bits: np.ndarray, indices: np.ndarray, indptr: np.ndarray, labels: n
   """Writes the chunk's keys, gene by gene, to `out`; gene g's are out[colptr[g]:colptr[g+1]].
 
   Args:
-    bits: [nnz] the float32 values' bits (uint32); indices, indptr: the CSR's (columns sorted
-      within each row, as a canonical CSR's are).
+    bits: [nnz] the float32 values' bits (uint32); indices, indptr: the CSR's.
     labels: [rows] each row's group (< 2^label_bits - 1).
     base, label_bits: of the key format (`ranksum.KeyFormat`).
     n_genes: the chunk's columns.
@@ -32,12 +31,15 @@ def regroup(bits: np.ndarray, indices: np.ndarray, indptr: np.ndarray, labels: n
 
   Returns:
     (smallest, largest) bits of the positive values (0xFFFFFFFF, 0 if none), for the caller to
-    check that every key fits the format; within each gene the keys keep the rows' order.
+    check that every key fits the format; within each gene the keys keep the rows' order. None
+    if a row's columns are not sorted (checked in the counting pass, which reads them anyway:
+    0.6 ns a value less than SciPy's separate check): then nothing is written to `out`.
   """
   dtype = out.dtype.type
-  lo, hi = _regroup(bits, indices, indptr, labels.astype(dtype, copy=False), dtype(base),
-                    dtype(label_bits), dtype(np.iinfo(dtype).max), n_genes, out, colptr)
-  return int(lo), int(hi)
+  lo, hi, in_order = _regroup(bits, indices, indptr, labels.astype(dtype, copy=False),
+                              dtype(base), dtype(label_bits), dtype(np.iinfo(dtype).max),
+                              n_genes, out, colptr)
+  return (int(lo), int(hi)) if in_order else None
 
 
 @numba.njit(inline="always")
@@ -53,12 +55,20 @@ def _regroup(bits, indices, indptr, labels, base, label_bits, pad, n_genes, out,
   colptr[:] = 0
   lo = np.uint32(0xFFFFFFFF)
   hi = np.uint32(0)
-  for i in range(indptr[0], indptr[n_rows]):
-    colptr[indices[i] + 1] += 1
-    b = bits[i]
-    if _is_positive(b):
-      lo = min(lo, b)
-      hi = max(hi, b)
+  unsorted = 0
+  for r in range(n_rows):
+    previous = -1
+    for i in range(indptr[r], indptr[r + 1]):
+      g = indices[i]
+      unsorted |= g < previous
+      previous = g
+      colptr[g + 1] += 1
+      b = bits[i]
+      if _is_positive(b):
+        lo = min(lo, b)
+        hi = max(hi, b)
+  if unsorted:
+    return lo, hi, False
   for g in range(n_genes):
     colptr[g + 1] += colptr[g]
   cursor = colptr[:n_genes].copy()
@@ -78,4 +88,4 @@ def _regroup(bits, indices, indptr, labels, base, label_bits, pad, n_genes, out,
         cursor[g] += 1
         p += 1
       position[r] = p
-  return lo, hi
+  return lo, hi, True

@@ -272,16 +272,20 @@ def gene_pieces(chunk: sp.csr_matrix, *, group: np.ndarray, key_format: KeyForma
   Stored zeros (and -0.0) get the padding key, so they count as the zeros they are. The keys go
   to `out` (of at least `chunk.nnz` keys of `key_format.dtype`) if given, else to new memory.
   """
-  if not chunk.has_sorted_indices:
-    chunk = chunk.sorted_indices()
   n = chunk.nnz
   keys = np.empty(n, key_format.dtype) if out is None else out[:n]
   colptr = np.empty(chunk.shape[1] + 1, np.int64)
-  low, high = keys_by_gene.regroup(
-      chunk.data[:n].view(np.uint32), chunk.indices, chunk.indptr, group,
-      base=key_format.base, label_bits=key_format.label_bits, n_genes=chunk.shape[1],
-      out=keys, colptr=colptr)
-  _check_key_range(low, high, key_format)
+
+  def regroup(chunk):
+    return keys_by_gene.regroup(
+        chunk.data[:n].view(np.uint32), chunk.indices, chunk.indptr, group,
+        base=key_format.base, label_bits=key_format.label_bits, n_genes=chunk.shape[1],
+        out=keys, colptr=colptr)
+
+  found = regroup(chunk)
+  if found is None:  # a row's columns are out of order
+    found = regroup(chunk.sorted_indices())
+  _check_key_range(*found, key_format)
   return GenePieces(colptr, keys)
 
 

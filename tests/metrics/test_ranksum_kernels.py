@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from vccjax.data import count_log1p
 from vccjax.metrics import keys_by_gene, ranksum, ranksum_batch
 
 
@@ -142,3 +143,25 @@ def test_ranking_refuses_negative_values():
   with pytest.raises(ValueError, match="non-negative"):
     ranksum.rank_sums(log1p_expr=sp.csr_matrix(np.array([[0.5, -1.0]], np.float32)),
                       group=np.array([0]), n_groups=1)
+
+
+@pytest.mark.parametrize("n_groups", [6, 1 << 20])  # 32-bit and 64-bit keys
+def test_counts_scaled_as_regrouped_equal_scaled_first(n_groups):
+  """Keys of counts scaled inside the regrouping are those of `count_log1p.scale_rows`'s values:
+  table entries, counts past the table, fractional counts, stored zeros."""
+  rng = np.random.default_rng(3)
+  x = sp.random(200, 700, density=0.3, random_state=4, format="csr", dtype=np.float32)
+  x.data = np.floor(x.data * 40).astype(np.float32)  # 0..39, stored zeros among them
+  x.data[::31] = 300 + rng.integers(0, 5000, len(x.data[::31]))  # past the table
+  x.data[5::97] += np.float32(0.0004)  # fractional parts cell-eval tolerates as counts
+  factor = rng.uniform(0.3, 3.0, 200).astype(np.float32)
+  table = count_log1p.log1p_table(factor)
+  scaled = x.copy()
+  count_log1p.scale_rows(scaled.data, scaled.indptr, factor=factor, table=table)
+  group = rng.integers(0, 6, 200)
+  key_format = ranksum.KeyFormat.for_values(low=float(scaled.data[scaled.data > 0].min()),
+                                            high=float(scaled.data.max()), n_groups=n_groups)
+  want = ranksum.gene_pieces(scaled, group=group, key_format=key_format)
+  got = ranksum.gene_pieces(x, group=group, key_format=key_format, scaling=(factor, table))
+  np.testing.assert_array_equal(got.colptr, want.colptr)
+  np.testing.assert_array_equal(got.keys, want.keys)

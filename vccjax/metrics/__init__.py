@@ -21,7 +21,8 @@ from vccjax.metrics.pseudobulk import group_means, group_sums
 from vccjax.metrics.ranksum import (ChunkReader, GeneBlockReader, GroupRankSums, rank_sums,
                                      rows_per_chunk)
 from vccjax.metrics.scale import (ScalePlan, apply_scaling, is_counts, plan_scaling,
-                                  plan_scaling_of_rows, read_scaled, to_vcc_log1p)
+                                  plan_scaling_of_rows, read_scaled, read_stored, row_scaling,
+                                  to_vcc_log1p)
 from vccjax.metrics.scale_columns import plan_scaling_of_columns, read_scaled_columns
 from vccjax.metrics.scaled import scaled_scores
 from vccjax.metrics.scratch import Scratch, ScratchPool, in_order
@@ -34,6 +35,7 @@ __all__ = [
     "cell_mean_baseline", "compare", "de_overlap", "discrimination_scores", "evaluate",
     "group_means", "group_sums", "in_order", "is_counts", "mannwhitney_vs_control", "mean_absolute_error",
     "mean_of_pseudobulks", "plan_scaling", "plan_scaling_of_columns", "plan_scaling_of_rows",
-    "rank_sums", "read_scaled", "read_scaled_columns", "rows_per_chunk", "scaled_scores",
+    "rank_sums", "read_scaled", "read_scaled_columns", "read_stored", "row_scaling",
+    "rows_per_chunk", "scaled_scores",
     "summarize", "summarize_cell_mean_baseline", "summarize_chunks", "to_vcc_log1p",
 ]

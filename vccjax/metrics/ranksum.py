@@ -151,11 +151,15 @@ class ChunkReader:
   Attributes:
     shape: (rows, genes) of the chunk.
     nnz: its stored values.
-    read: Scratch -> [rows, genes] float32 CSR log1p, valid until the Scratch is used again.
+    read: Scratch -> [rows, genes] float32 CSR log1p (or counts, with `scaling`), valid until
+      the Scratch is used again.
+    scaling: None, or (factor [rows], table [rows, count_log1p.TABLE_SIZE]) of the chunk's
+      cells: `read` gives counts, scaled as they are regrouped (`keys_by_gene.regroup`).
   """
   shape: tuple[int, int]
   nnz: int
   read: Callable[[Scratch], sp.csr_matrix]
+  scaling: tuple | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,12 +210,15 @@ def rank_sums_of_chunks(*, chunks: Iterable[tuple[np.ndarray, "sp.csr_matrix | C
         values, cells, colptr = chunk.read(scratch)
         return gene_block_pieces(values, cells, colptr, start=chunk.first_gene, n_genes=n_genes,
                                  group=group, key_format=key_format, scratch=scratch, out=out)
+      scaling = None
       if isinstance(chunk, ChunkReader):
-        chunk = chunk.read(scratch)
+        chunk, scaling = chunk.read(scratch), chunk.scaling
       keep = group >= 0
       if not keep.all():
         group, chunk = group[keep], chunk[np.flatnonzero(keep)]
-      return gene_pieces(chunk, group=group, key_format=key_format, out=out)
+        scaling = scaling and tuple(a[keep] for a in scaling)
+      return gene_pieces(chunk, group=group, key_format=key_format, out=out, scaling=scaling,
+                         scratch=scratch)
 
   offsets = []  # where each piece's keys start in the arena (None: in memory of its own)
 
@@ -266,11 +273,13 @@ def _flat_keys(pieces: list[GenePieces], offsets: list, arena: np.ndarray | None
 
 
 def gene_pieces(chunk: sp.csr_matrix, *, group: np.ndarray, key_format: KeyFormat,
-                out: np.ndarray | None = None) -> GenePieces:
+                out: np.ndarray | None = None, scaling: tuple | None = None,
+                scratch: Scratch | None = None) -> GenePieces:
   """Sort keys of a chunk's values ([rows, genes] float32 CSR), regrouped by gene.
 
   Stored zeros (and -0.0) get the padding key, so they count as the zeros they are. The keys go
   to `out` (of at least `chunk.nnz` keys of `key_format.dtype`) if given, else to new memory.
+  With `scaling` (`ChunkReader.scaling`), the values are counts, keyed as their log1p scale.
   """
   n = chunk.nnz
   keys = np.empty(n, key_format.dtype) if out is None else out[:n]
@@ -278,9 +287,9 @@ def gene_pieces(chunk: sp.csr_matrix, *, group: np.ndarray, key_format: KeyForma
 
   def regroup(chunk):
     return keys_by_gene.regroup(
-        chunk.data[:n].view(np.uint32), chunk.indices, chunk.indptr, group,
-        base=key_format.base, label_bits=key_format.label_bits, n_genes=chunk.shape[1],
-        out=keys, colptr=colptr)
+        chunk.data[:n], chunk.indices, chunk.indptr, group, base=key_format.base,
+        label_bits=key_format.label_bits, n_genes=chunk.shape[1], out=keys, colptr=colptr,
+        scaling=scaling, scratch=scratch)
 
   found = regroup(chunk)
   if found is None:  # a row's columns are out of order

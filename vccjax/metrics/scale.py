@@ -182,6 +182,28 @@ def read_scaled(rows: "csr_rows.CsrRows | dense_rows.DenseRows", start: int, sto
   Returns:
     [stop - start, genes] float32 CSR log1p.
   """
+  chunk = read_stored(rows, start, stop, scratch, plan=plan)
+  if plan.counts:
+    factor, table = row_scaling(plan, start, stop)
+    count_log1p.scale_rows(chunk.data, chunk.indptr, factor=factor, table=table,
+                           misses=scratch.array("misses", chunk.nnz, np.int64))
+  return chunk
+
+
+def row_scaling(plan: ScalePlan, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+  """(size factors [rows], log1p tables [rows, count_log1p.TABLE_SIZE]) of rows [start, stop)
+  of a file of counts: how `read_scaled` scales them (`ranksum.ChunkReader.scaling`)."""
+  return plan.size_factors[start:stop], plan.log1p_table[start:stop]
+
+
+def read_stored(rows: "csr_rows.CsrRows | dense_rows.DenseRows", start: int, stop: int,
+                scratch: scratch_lib.Scratch, *, plan: ScalePlan) -> sp.csr_matrix:
+  """Rows [start, stop) of a file read directly, as stored (float32; a dense file's as the CSR
+  of their nonzero values), in `scratch`'s buffers: `read_scaled` before the scaling.
+
+  Returns:
+    [stop - start, genes] float32 CSR.
+  """
   n = int(plan.kept_indptr[stop] - plan.kept_indptr[start])
   index_dtype = np.int32 if rows.shape[1] < 2**31 else np.int64
   data = scratch.array("data", n, np.float32)
@@ -190,10 +212,6 @@ def read_scaled(rows: "csr_rows.CsrRows | dense_rows.DenseRows", start: int, sto
   if isinstance(rows, dense_rows.DenseRows):
     block = scratch.array("block", (stop - start) * rows.shape[1], np.float32)
   indptr = rows.read(start, stop, data=data, indices=indices, block=block)
-  if plan.counts:
-    count_log1p.scale_rows(data, indptr, factor=plan.size_factors[start:stop],
-                           table=plan.log1p_table[start:stop],
-                           misses=scratch.array("misses", n, np.int64))
   return sp.csr_matrix((data[:indptr[-1]], indices[:indptr[-1]], indptr),
                        shape=(stop - start, rows.shape[1]), copy=False)
 

@@ -52,9 +52,11 @@ def ranking_chunks(adata, stored: Reader, plan: metrics.ScalePlan, *, rows: int)
           functools.partial(metrics.read_scaled_columns, stored, start, stop, plan=plan))
     return
   for start, stop in row_ranges(stored, plan, values_per_chunk):
+    # A chunk of counts is scaled as it is regrouped (`keys_by_gene`), not in a pass of its own.
     yield start, metrics.ChunkReader(
         (stop - start, adata.n_vars), int(plan.kept_indptr[stop] - plan.kept_indptr[start]),
-        functools.partial(metrics.read_scaled, stored, start, stop, plan=plan))
+        functools.partial(metrics.read_stored, stored, start, stop, plan=plan),
+        metrics.row_scaling(plan, start, stop) if plan.counts else None)
 
 
 def _values_per_piece(adata, plan: metrics.ScalePlan, rows: int) -> int:

@@ -227,6 +227,8 @@ def main(argv=None):
     print(_line(f"vccjax run {i + 1}", *runs[-1]), flush=True)
   first = runs[0]
   median = sorted(runs, key=lambda run: run[0]["wall_s"])[len(runs) // 2]
+  if any(scores != first[1] for _, scores in runs[1:]):
+    sys.exit("our runs disagree with each other: " + "; ".join(str(s) for _, s in runs))
   if args.skip_cell_eval:
     return
   if not os.path.exists(os.path.join(args.ce_venv, "bin", "cell-eval")):
@@ -239,7 +241,8 @@ def main(argv=None):
           f"CPU {theirs[0]['cpu_s'] / cost['cpu_s']:.1f}x")
   print(f"load average now {os.getloadavg()[0]:.1f}")
   diff = {k: float(abs(first[1][k] - theirs[1][k])) for k in ("des", "pds", "mae")}
-  print(f"|difference| of the means (both with cell-eval {args.rules}'s rules): {diff}; "
+  print(f"|difference| of the means (both with cell-eval {args.rules}'s rules; every run of "
+        f"ours gave the same scores): {diff}; "
         f"{'agree' if max(diff.values()) <= 1e-6 else 'DISAGREE'} to 1e-6")
 
 

@@ -27,3 +27,12 @@ def test_per_perturbation_families_match_scipy():
   ours = metrics.benjamini_hochberg(p, per_row=True)
   ref = np.stack([scipy.stats.false_discovery_control(row, method="bh") for row in p])
   np.testing.assert_allclose(ours, ref, rtol=1e-15, atol=0)
+
+
+def test_a_summary_adjusts_its_p_values_once_per_mode():
+  p = _p_values(2)
+  summary = metrics.FileSummary([f"P{i}" for i in range(6)], np.zeros((7, 50)), p)
+  for mode, per_row in (("global", False), ("per_perturbation", True)):
+    first = summary.adjusted_p(mode)
+    np.testing.assert_array_equal(first, metrics.benjamini_hochberg(p, per_row=per_row))
+    assert summary.adjusted_p(mode) is first  # the real file's serve model and baseline

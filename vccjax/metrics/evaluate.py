@@ -62,6 +62,15 @@ class FileSummary:
   perturbations: list[str]
   pseudobulk: np.ndarray
   p_value: np.ndarray
+  _adjusted: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+  def adjusted_p(self, fdr: str) -> np.ndarray:
+    """[P, genes] BH-adjusted p-values under the `fdr` mode (see `compare`), computed once per
+    mode: the real file's serve both the model's and the baseline's comparison."""
+    if fdr not in self._adjusted:
+      self._adjusted[fdr] = fdr_lib.benjamini_hochberg(self.p_value,
+                                                       per_row=fdr == "per_perturbation")
+    return self._adjusted[fdr]
 
 
 def _perturbation_groups(targets, *, control_label: str = CONTROL_LABEL,
@@ -161,9 +170,7 @@ def compare(*, real: FileSummary, pred: FileSummary, gene_names: Sequence[str] |
     raise InputError("genes", f"{real.pseudobulk.shape[1]} real genes vs "
                      f"{pred.pseudobulk.shape[1]} predicted",
                      "use the same genes in the same order")
-  per_row = fdr == "per_perturbation"
-  real_fdr = fdr_lib.benjamini_hochberg(real.p_value, per_row=per_row)
-  pred_fdr = fdr_lib.benjamini_hochberg(pred.p_value, per_row=per_row)
+  real_fdr, pred_fdr = real.adjusted_p(fdr), pred.adjusted_p(fdr)
   real_pb, pred_pb = (s.pseudobulk.astype(np.float32) for s in (real, pred))
   abs_lfc = des.abs_log2_fold_change(pert_mean_log1p=pred_pb[:-1],
                                      control_mean_log1p=pred_pb[-1], clip=fold_change_clip)

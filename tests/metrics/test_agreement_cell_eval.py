@@ -9,6 +9,7 @@ against a thinned copy of itself, with the cell-mean baseline built from it.
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 import vcc_screens
 from conftest import shared
@@ -141,7 +142,7 @@ def test_cell_mean_baseline_cells_match_cell_eval(cases):
   profile, controls, _ = file_scores.training_profile(paths["subset"],
                                                       control_label="non-targeting")
   log1p, targets = metrics.assemble_baseline(
-      profile=profile, control_log1p=controls,
+      profile=profile, control_log1p=sp.vstack(controls, format="csr"),
       pert_counts=dict(zip(counts.target_gene, counts.n_cells)), control_label="non-targeting")
   ce = ref["subset"]
   np.testing.assert_allclose(log1p[:3], np.array(ce["baseline_X_head"]), rtol=1e-6, atol=1e-7)

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from vccjax import metrics
 
 
-@pytest.mark.parametrize("sparse_controls", [True, False])
+@pytest.mark.parametrize("sparse_controls", [True, False, "blocks of rows"])
 def test_closed_form_equals_the_summary_of_the_cells(sparse_controls):
   rng = np.random.default_rng(3)
   n_genes = 40
@@ -19,6 +19,8 @@ def test_closed_form_equals_the_summary_of_the_cells(sparse_controls):
   profile[9] = controls[:, 9].max() + 1  # above every control value
   counts = {"B": 7, "non-targeting": 99, "A": 3, "C": 1}
   control_log1p = sp.csr_matrix(controls) if sparse_controls else controls
+  if sparse_controls == "blocks of rows":  # as `training_profile` gives them: never stacked
+    control_log1p = [sp.csr_matrix(controls[:17]), sp.csr_matrix(controls[17:23]), controls[23:]]
   got = metrics.summarize_cell_mean_baseline(profile=profile, control_log1p=control_log1p,
                                              pert_counts=counts)
   cells, targets = metrics.assemble_baseline(profile=profile, control_log1p=controls,

@@ -30,7 +30,8 @@ def summarize_cell_mean_baseline(*, profile: np.ndarray, control_log1p,
 
   Args:
     profile: [genes] float32 baseline log1p profile (`baseline.mean_of_pseudobulks`).
-    control_log1p: [controls, genes] VCC-scaled log1p training control cells (dense or CSR).
+    control_log1p: [controls, genes] VCC-scaled log1p training control cells (dense or CSR),
+      or a list of blocks of their rows (never stacked).
     pert_counts: perturbation -> number of cells (a `control_label` entry is ignored).
     control_label: label of control cells.
 
@@ -41,10 +42,11 @@ def summarize_cell_mean_baseline(*, profile: np.ndarray, control_log1p,
   perturbations = sorted(counts)
   n_cells = np.array([counts[p] for p in perturbations], np.float64)  # [P]
   profile = np.asarray(profile, np.float32)
-  controls = sp.csr_matrix(control_log1p, dtype=np.float32)
-  one_cell = sp.vstack([controls, sp.csr_matrix(profile[None, :])], format="csr")
-  group = np.r_[np.zeros(controls.shape[0], np.int64), 1]
-  sums = ranksum.rank_sums(log1p_expr=one_cell, group=group, n_groups=2)
+  blocks = list(control_log1p) if isinstance(control_log1p, (list, tuple)) else [control_log1p]
+  n_controls = sum(block.shape[0] for block in blocks)
+  group = np.r_[np.zeros(n_controls, np.int64), 1]
+  sums = ranksum.rank_sums(log1p_expr=[*blocks, sp.csr_matrix(profile[None, :])], group=group,
+                           n_groups=2)
   # The one cell's sums, for each of a perturbation's n identical cells: [genes, P].
   nonzero = sums.nonzero[:, 1:] * n_cells
   at_or_below = sums.control_at_or_below[:, 1:] * n_cells

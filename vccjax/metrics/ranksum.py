@@ -106,7 +106,9 @@ def rank_sums(*, log1p_expr, group: np.ndarray, n_groups: int,
   """Ranks every gene's nonzero values of all groups together, for an in-memory matrix.
 
   Args:
-    log1p_expr: [cells, genes] non-negative expression (dense or scipy sparse).
+    log1p_expr: [cells, genes] non-negative expression (dense or scipy sparse), or a list of
+      such blocks of rows, the cells one block after the other (ranked as they are: never
+      stacked into one matrix, a copy of them all).
     group: [cells] group of each cell: 0 for control, 1..n_groups-1 for perturbations, -1 to
       leave a cell out.
     n_groups: number of groups, control included.
@@ -116,17 +118,28 @@ def rank_sums(*, log1p_expr, group: np.ndarray, n_groups: int,
     GroupRankSums with [genes, n_groups] sums.
   """
   group = np.asarray(group, dtype=np.int64)
-  csr = sp.csr_matrix(log1p_expr, dtype=np.float32)  # a float32 CSR is not copied
-  _, low, high, _, smallest_positive, _ = value_scan.scan_values(csr.data, fraction_epsilon=0)
-  if csr.nnz and low < 0:
+  blocks = log1p_expr if isinstance(log1p_expr, (list, tuple)) else [log1p_expr]
+  blocks = [sp.csr_matrix(b, dtype=np.float32) for b in blocks]  # a float32 CSR is not copied
+  if len({b.shape[1] for b in blocks}) != 1:
+    raise ValueError("the blocks of rows have different numbers of genes")
+  found = [value_scan.scan_values(b.data, fraction_epsilon=0) for b in blocks]
+  nnz = sum(b.nnz for b in blocks)
+  if nnz and min(f[1] for f in found) < 0:
     raise ValueError("ranking needs non-negative (log1p) values")
-  low, high = (smallest_positive, high) if np.isfinite(smallest_positive) else (1.0, 1.0)
-  step = rows_per_chunk(csr.nnz / max(csr.shape[0], 1))
-  chunks = ((group[start:start + view.shape[0]], view) for start, view in row_views(csr, step))
+  low, high = min(f[4] for f in found), max(f[2] for f in found)
+  low, high = (low, high) if np.isfinite(low) else (1.0, 1.0)
+  step = rows_per_chunk(nnz / max(sum(b.shape[0] for b in blocks), 1))
+
+  def chunks():
+    first = 0
+    for block in blocks:
+      for start, view in row_views(block, step):
+        yield group[first + start:first + start + view.shape[0]], view
+      first += block.shape[0]
+
   return rank_sums_of_chunks(
-      chunks=chunks, n_genes=csr.shape[1], n_groups=n_groups, threads=threads,
-      key_format=KeyFormat.for_values(low=low, high=high, n_groups=n_groups),
-      n_values=csr.nnz)
+      chunks=chunks(), n_genes=blocks[0].shape[1], n_groups=n_groups, threads=threads,
+      key_format=KeyFormat.for_values(low=low, high=high, n_groups=n_groups), n_values=nnz)
 
 
 def row_views(csr: sp.csr_matrix, rows: int) -> Iterator[tuple[int, sp.csr_matrix]]:

@@ -83,8 +83,9 @@ def training_profile(train_path: str, *, control_label: str, threads: int | None
   on the threads.
 
   Returns:
-    (profile [genes] float32 mean of the groups' log1p pseudobulks, control cells [controls,
-    genes] float32 CSR log1p, gene names [genes]).
+    (profile [genes] float32 mean of the groups' log1p pseudobulks, control cells: a list of
+    blocks of their rows, [rows, genes] float32 CSR log1p, in the file's order (not stacked: a
+    copy of them all, 0.7 GB at the VCC shape), gene names [genes]).
   """
   threads = threads or len(os.sched_getaffinity(0))
   adata = io.read_h5ad(train_path, backed=True)
@@ -111,9 +112,10 @@ def training_profile(train_path: str, *, control_label: str, threads: int | None
     for genes, part, control in metrics.in_order(pool, piece, readers, ahead=threads):
       sums[:, genes] += part
       controls.append(control)
-  stack = sp.hstack if isinstance(stored, csc_columns.CscColumns) else sp.vstack
+  if isinstance(stored, csc_columns.CscColumns):  # blocks of genes: rows only once joined
+    controls = [sp.hstack(controls, format="csr")]
   profile = metrics.mean_of_pseudobulks(sums / np.bincount(group)[:, None])
-  return profile, stack(controls, format="csr"), labels.gene_names
+  return profile, controls, labels.gene_names
 
 
 def baseline_summary(*, train_path=None, pert_counts_path=None, baseline_path=None,

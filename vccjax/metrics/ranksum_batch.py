@@ -6,15 +6,16 @@ flat array. One compiled pass per gene (numba) gathers its pieces into a row, so
 reduces it while it is in cache:
 
 - the gather: each piece's keys other than padding, copied to one work row (~0.1 MB for a gene
-  of a VCC-shape file: in cache for what follows), with the row's smallest and largest key. It
-  replaced a NumPy gather into padded rows (a slice assignment per gene and piece: 5.8 of the
-  scorer's 47 s of CPU);
+  of a VCC-shape file: in cache for what follows), with the row's smallest and largest key:
+  1.2 ns a key, where a NumPy gather into padded rows (a slice assignment per gene and piece)
+  took 1.5 and wrote a second copy of the keys;
 - the sort: one most-significant-digit counting pass spreads the keys over as many buckets as
   there are keys (bucket = (key - row min) >> shift), then one insertion pass sorts the row,
   each bucket holding a handful of keys (where one holds many, a run of ties or a skewed row,
   each bucket is sorted on its own, by NumPy's sort if it is large and not already sorted).
-  ~6 ns a key, against ~27 for NumPy's vectorised row sort, on one core, for genes of a
-  VCC-shape file (`benchmarks/score_speed.py`'s);
+  ~6 ns a key on one core for genes of a VCC-shape file (`benchmarks/score_speed.py`'s), the
+  whole per-gene pass 10.4 (it was 16.3 with padded rows and an insertion sort per bucket, 29.2
+  for NumPy's vectorised row sort followed by a separate pass);
 - the reduction: the runs of equal values, where the control's values come first, so a
   value's count of control values at or below it is the controls seen before the run plus the
   run's own, and each group's part of a run gives its tie term. Each value is added to its

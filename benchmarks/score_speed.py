@@ -18,9 +18,9 @@ has every figure and the earlier ones): CSR: vccjax 24.7 s first run / 24.6 s me
 CPU, 2.68 GiB peak; cell-eval 0.8.2 477.7 s wall, 807.8 s CPU, 15.7 GiB: 19.3x / 19.4x wall (an
 earlier run: 20.0x median). Dense: vccjax 29.0 / 27.1 s, 52.2 s CPU, 2.95 GiB; cell-eval 748.4
 s, 1294.3 s CPU, 17.5 GiB: 25.8x / 27.7x. Our time swings with the VM's memory (a process's
-first touch of fresh memory costs ~2.3 s of kernel time per GB here). The same scores in every layout and run; the model's DES, PDS, MAE within 5e-10 of
-cell-eval's. Generating the files takes ~5 minutes once on idle cores (the dense and CSC
-rewrites under a minute each).
+first touch of fresh memory costs ~2.3 s of kernel time per GB here). The same scores in every
+layout and run; the model's DES, PDS, MAE within 5e-10 of cell-eval's. Generating the files
+takes ~5 minutes once on idle cores (the dense and CSC rewrites under a minute each).
 With `--rules 0.6 --ce-venv .venv` (cell-eval 0.6.6, CSR): the same agreement (1.1e-16, 0,
 4.4e-10), vccjax 32.7 s / 55.8 s CPU, cell-eval 0.6.6 5,334 s CPU (95.6x CPU; its wall time was
 inflated by other jobs).

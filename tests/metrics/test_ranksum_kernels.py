@@ -115,12 +115,12 @@ def test_regroup_reports_the_positive_range():
   indptr = np.array([0, 2, 5])
   indices = np.array([0, 3, 1, 2, 3], np.int32)
   out, colptr = np.empty(5, np.uint32), np.empty(5, np.int64)
-  low, high = keys_by_gene.regroup(data.view(np.uint32), indices, indptr, np.array([0, 1]),
+  low, high = keys_by_gene.regroup(data, indices, indptr, np.array([0, 1]),
                                    base=0, label_bits=2, n_genes=4, out=out, colptr=colptr)
   assert (low, high) == (int(np.float32(0.5).view(np.uint32)), int(np.float32(3).view(np.uint32)))
   np.testing.assert_array_equal(colptr, [0, 1, 2, 3, 5])
   unsorted = np.array([0, 3, 2, 1, 3], np.int32)  # row 1's columns out of order
-  assert keys_by_gene.regroup(data.view(np.uint32), unsorted, indptr, np.array([0, 1]), base=0,
+  assert keys_by_gene.regroup(data, unsorted, indptr, np.array([0, 1]), base=0,
                               label_bits=2, n_genes=4, out=out, colptr=colptr) is None
 
 

@@ -71,16 +71,31 @@ def _log1p_at(values, positions):
     values[positions] = missed
 
 
+@numba.njit(inline="always")
+def table_count(v, size):  # pragma: no cover (compiled)
+  """The table entry of a stored value v (a count 0 < c < size equal to v), or -1: v is then
+  divided by its factor and put through NumPy's log1p (`scale_rows`, `keys_by_gene`)."""
+  if v > 0 and v < size:
+    c = int(v)
+    if np.float32(c) == v:
+      return c
+  return -1
+
+
+@numba.njit(inline="always")
+def divided(v, f):  # pragma: no cover (compiled)
+  """v / f of a value no table entry holds, before NumPy's log1p."""
+  return np.float32(v / f)  # float32 operands: the quotient IEEE rounds, as np.divide's
+
+
 @numba.njit(nogil=True, cache=True, inline="always")
 def _scale_one(values, i, f, table_row, misses, found):  # pragma: no cover (compiled)
   """values[i] from the table, or divided and its position noted; returns the misses noted."""
-  v = values[i]
-  if v > 0 and v < table_row.shape[0]:
-    c = int(v)
-    if np.float32(c) == v:
-      values[i] = table_row[c]
-      return found
-  values[i] = np.float32(v / f)  # float32 operands: the quotient IEEE rounds, as np.divide's
+  c = table_count(values[i], table_row.shape[0])
+  if c >= 0:
+    values[i] = table_row[c]
+    return found
+  values[i] = divided(values[i], f)
   misses[found] = i
   return found + 1
 

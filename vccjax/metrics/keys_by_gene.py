@@ -19,6 +19,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from vccjax.data import count_log1p
+
 _GENES_PER_BLOCK = 512  # 256-512 measured best; all genes at once: 5.3 ns a value
 
 
@@ -117,13 +119,12 @@ def _regroup(values, indices, indptr, labels, base, label_bits, pad, n_genes, ou
           break
         b = bits[p]
         if scaled and _is_positive(b):
-          v = values[p]
-          c = int(v) if v < size else 0
-          if c > 0 and np.float32(c) == v:
+          c = count_log1p.table_count(values[p], size)
+          if c >= 0:
             b = table[r, c]
           else:  # keyed after this pass
             where[found] = cursor[g]
-            missed[found] = np.float32(v / factor[r])  # float32 operands, as `scale_rows`
+            missed[found] = count_log1p.divided(values[p], factor[r])
             found += 1
             out[cursor[g]] = label
             cursor[g] += 1

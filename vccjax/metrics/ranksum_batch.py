@@ -78,6 +78,19 @@ def _gather(keys, starts, gene, pad, row):  # pragma: no cover (compiled)
   return n, lo, hi
 
 
+@numba.njit(inline="always")
+def _insertion_sort(out, start, end):  # pragma: no cover (compiled)
+  """Sorts out[start:end] in place by insertion (quick where the keys are nearly in order)."""
+  for i in range(start + 1, end):
+    k = out[i]
+    if k < out[i - 1]:
+      j = i - 1
+      while j >= start and out[j] > k:
+        out[j + 1] = out[j]
+        j -= 1
+      out[j + 1] = k
+
+
 @numba.njit(nogil=True, cache=True)
 def _sort_row(row, n, lo, hi, out, buckets):  # pragma: no cover (compiled)
   """Writes row[:n], keys in [lo, hi], sorted, to out[:n]. `buckets`: int32 work space of at
@@ -107,26 +120,13 @@ def _sort_row(row, n, lo, hi, out, buckets):  # pragma: no cover (compiled)
     # One insertion pass over the whole row: a key never moves past its bucket's start (the
     # buckets are in order), and a loop over the buckets' bounds would mispredict a branch per
     # bucket (7.0 against 11.8 ns a key, gathering included).
-    for i in range(1, n):
-      k = out[i]
-      if k < out[i - 1]:
-        j = i - 1
-        while j >= 0 and out[j] > k:
-          out[j + 1] = out[j]
-          j -= 1
-        out[j + 1] = k
+    _insertion_sort(out, 0, n)
     return
   start = 0
   for b in range(n_buckets):
     end = ends[b]
     if end - start <= _INSERTION_MOST:
-      for i in range(start + 1, end):
-        k = out[i]
-        j = i - 1
-        while j >= start and out[j] > k:
-          out[j + 1] = out[j]
-          j -= 1
-        out[j + 1] = k
+      _insertion_sort(out, start, end)
     else:
       for i in range(start + 1, end):
         if out[i] < out[i - 1]:

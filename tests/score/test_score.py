@@ -13,6 +13,7 @@ from conftest import REPO, run_module
 
 sys.path.insert(0, os.path.join(REPO, "tests", "metrics"))
 import vcc_screens  # noqa: E402
+from vccjax import compilation_cache  # noqa: E402
 from vccjax.score import __main__ as score_command  # noqa: E402
 from vccjax.score import file_scores  # noqa: E402
 from vccjax.data import csr_rows, io  # noqa: E402
@@ -78,6 +79,28 @@ def test_command_line_error_in_a_fresh_process(files):
                     "--baseline", files["pred"], check=False, timeout=300)
   assert proc.returncode == 1
   assert proc.stderr.count("\n") == 1 and "perturbations differ" in proc.stderr
+
+
+def test_command_keeps_its_compiled_evaluator_for_the_next_run(files, tmp_path):
+  cache = tmp_path / "cache"
+  env = {"VCCJAX_CACHE_DIR": str(cache), "JAX_COMPILATION_CACHE_DIR": ""}
+  args = ("--pred", files["pred"], "--real", files["real"], "--train", files["train"],
+          "--pert-counts", files["counts"])
+  first = run_module("vccjax.score", *args, env=env, timeout=300)
+
+  def entries():
+    return {e.name: e.stat().st_mtime_ns for e in os.scandir(cache / compilation_cache.SUBDIR)}
+
+  written = entries()
+  assert any(name.startswith("jit__u_and_p") for name in written)  # the rank-sum test
+  second = run_module("vccjax.score", *args, env=env, timeout=300)
+  assert second.stdout == first.stdout
+  assert entries() == written  # read, not compiled and written again
+
+
+def test_a_users_own_compilation_cache_is_kept(monkeypatch):
+  monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/elsewhere")
+  assert compilation_cache.use_for_commands() is None
 
 
 @pytest.mark.parametrize("slices", [1, 10**9])  # row-by-row slices, or per-value arrays

@@ -21,7 +21,7 @@ import json
 import os
 import sys
 
-from vccjax import atomic
+from vccjax import atomic, compilation_cache
 from vccjax import metrics
 from vccjax.data import io
 from vccjax.errors import InputError, cli_exit_on_input_error
@@ -99,4 +99,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+  compilation_cache.use_for_commands()  # the evaluator compiled once per machine, not per run
   main(sys.argv[1:])

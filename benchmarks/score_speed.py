@@ -13,13 +13,13 @@ the ratio, each side's peak resident memory, and whether the model's three score
   python benchmarks/score_speed.py --cache-dir /tmp/vcc15_speed --layout csr   # full size
   python benchmarks/score_speed.py --genes 2000 --cells-per-pert 300 --layout dense  # quick
 
-Measured at full size on 2 idle cores, 2026-12-06 evening, `--runs 3` (README "The evaluator"
-has every figure and the earlier ones): CSR: vccjax 24.7 s first run / 24.6 s median, 43.1 s
-CPU, 2.68 GiB peak; cell-eval 0.8.2 477.7 s wall, 807.8 s CPU, 15.7 GiB: 19.3x / 19.4x wall (an
-earlier run: 20.0x median). Dense: vccjax 29.0 / 27.1 s, 52.2 s CPU, 2.95 GiB; cell-eval 748.4
-s, 1294.3 s CPU, 17.5 GiB: 25.8x / 27.7x. Our time swings with the VM's memory (a process's
-first touch of fresh memory costs ~2.3 s of kernel time per GB here). The same scores in every
-layout and run; the model's DES, PDS, MAE within 5e-10 of cell-eval's. Generating the files
+Measured at full size on 2 idle cores, 2026-12-06 23:00 UTC, `--runs 3` (README "The evaluator"
+has every figure and the earlier ones): CSR: vccjax 21.5 s first run / 20.5 s median, 37.2 s
+CPU, 2.68 GiB peak; cell-eval 0.8.2 491.2 s wall, 871.5 s CPU, 15.8 GiB: 22.9x / 24.0x wall.
+Dense: vccjax 25.6 / 25.6 s, 43.3 s CPU, 2.94 GiB; cell-eval 691.7 s, 1240.6 s CPU, 17.5 GiB:
+27.1x / 27.1x. Our time swings with the VM's memory by 1-3 s (a process's first touch of fresh
+memory costs ~2 s of kernel time per GiB here). The same scores in every layout and run; the
+model's DES, PDS, MAE within 5e-10 of cell-eval's. Generating the files
 takes ~5 minutes once on idle cores (the dense and CSC rewrites under a minute each).
 With `--rules 0.6 --ce-venv .venv` (cell-eval 0.6.6, CSR): the same agreement (1.1e-16, 0,
 4.4e-10), vccjax 32.7 s / 55.8 s CPU, cell-eval 0.6.6 5,334 s CPU (95.6x CPU; its wall time was

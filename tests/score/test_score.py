@@ -103,6 +103,13 @@ def test_a_users_own_compilation_cache_is_kept(monkeypatch):
   assert compilation_cache.use_for_commands() is None
 
 
+def test_no_compilation_cache_where_its_directory_cannot_be_made(monkeypatch, tmp_path):
+  (tmp_path / "a_file").write_text("")
+  monkeypatch.setenv("VCCJAX_CACHE_DIR", str(tmp_path / "a_file" / "cache"))
+  monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+  assert compilation_cache.use_for_commands() is None
+
+
 @pytest.mark.parametrize("slices", [1, 10**9])  # row-by-row slices, or per-value arrays
 @pytest.mark.parametrize("layout", ["csr", "dense", "csr_log1p", "csc"])
 def test_chunked_file_summary_equals_the_in_memory_one(tmp_path, monkeypatch, layout, slices):

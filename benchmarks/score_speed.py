@@ -21,9 +21,9 @@ Dense: vccjax 25.6 / 25.6 s, 43.3 s CPU, 2.94 GiB; cell-eval 691.7 s, 1240.6 s C
 memory costs ~2 s of kernel time per GiB here). The same scores in every layout and run; the
 model's DES, PDS, MAE within 5e-10 of cell-eval's. Generating the files
 takes ~5 minutes once on idle cores (the dense and CSC rewrites under a minute each).
-With `--rules 0.6 --ce-venv .venv` (cell-eval 0.6.6, CSR): the same agreement (1.1e-16, 0,
-4.4e-10), vccjax 32.7 s / 55.8 s CPU, cell-eval 0.6.6 5,334 s CPU (95.6x CPU; its wall time was
-inflated by other jobs).
+With `--rules 0.6 --ce-venv .venv --runs 1` (cell-eval 0.6.6, CSR, 2026-12-07): the same
+agreement (1.1e-16, 0, 4.4e-10), vccjax 23.4 s / 39.9 s CPU, cell-eval 0.6.6 2,287.8 s / 4,391.3
+s CPU (97.9x wall).
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def summarize_cell_mean_baseline(*, profile: np.ndarray, control_log1p,
   perturbations = sorted(counts)
   n_cells = np.array([counts[p] for p in perturbations], np.float64)  # [P]
   profile = np.asarray(profile, np.float32)
-  blocks = list(control_log1p) if isinstance(control_log1p, (list, tuple)) else [control_log1p]
+  blocks = ranksum.row_blocks(control_log1p)
   n_controls = sum(block.shape[0] for block in blocks)
   group = np.r_[np.zeros(n_controls, np.int64), 1]
   sums = ranksum.rank_sums(log1p_expr=[*blocks, sp.csr_matrix(profile[None, :])], group=group,

@@ -118,10 +118,7 @@ def rank_sums(*, log1p_expr, group: np.ndarray, n_groups: int,
     GroupRankSums with [genes, n_groups] sums.
   """
   group = np.asarray(group, dtype=np.int64)
-  blocks = log1p_expr if isinstance(log1p_expr, (list, tuple)) else [log1p_expr]
-  blocks = [sp.csr_matrix(b, dtype=np.float32) for b in blocks]  # a float32 CSR is not copied
-  if len({b.shape[1] for b in blocks}) != 1:
-    raise ValueError("the blocks of rows have different numbers of genes")
+  blocks = row_blocks(log1p_expr)
   found = [value_scan.scan_values(b.data, fraction_epsilon=0) for b in blocks]
   nnz = sum(b.nnz for b in blocks)
   if nnz and min(f[1] for f in found) < 0:
@@ -140,6 +137,16 @@ def rank_sums(*, log1p_expr, group: np.ndarray, n_groups: int,
   return rank_sums_of_chunks(
       chunks=chunks(), n_genes=blocks[0].shape[1], n_groups=n_groups, threads=threads,
       key_format=KeyFormat.for_values(low=low, high=high, n_groups=n_groups), n_values=nnz)
+
+
+def row_blocks(expr) -> list[sp.csr_matrix]:
+  """A [cells, genes] matrix (dense or scipy sparse), or a list of blocks of its rows, as the
+  list of those blocks in float32 CSR (a float32 CSR is not copied, nor are blocks stacked)."""
+  blocks = expr if isinstance(expr, (list, tuple)) else [expr]
+  blocks = [sp.csr_matrix(b, dtype=np.float32) for b in blocks]
+  if len({b.shape[1] for b in blocks}) != 1:
+    raise ValueError("the blocks of rows have different numbers of genes")
+  return blocks
 
 
 def row_views(csr: sp.csr_matrix, rows: int) -> Iterator[tuple[int, sp.csr_matrix]]:

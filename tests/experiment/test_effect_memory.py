@@ -22,7 +22,22 @@ def test_read_fields_similarity_per_gene_and_own_entry_masked():
   sim, mask = effect_memory.read_fields(memory, ["A", "B+C", "X"], max_genes=2)
   assert sim.shape == (3, 2, 2) and mask.shape == (3, 2)
   np.testing.assert_allclose(sim[0, 0], [1.0, 0.0], atol=1e-6)  # A is A; shares nothing with C
-  np.testing.assert_allclose(sim[1, 0], [1.0, 0.0], atol=1e-6)  # B has A's terms
+  # B has A's terms: GO cosine 1, kept below a gene's own single
+  np.testing.assert_allclose(sim[1, 0], [effect_memory.GO_MAX, 0.0], atol=1e-6)
+  assert sim[1, 0, 0] < 1.0 and sim[0, 0, 0] == 1.0
   np.testing.assert_allclose(sim[1, 1], [0.0, 1.0], atol=1e-6)  # C
   assert not sim[2].any() and not sim[0, 1].any()  # X unannotated; A has no second gene
   np.testing.assert_array_equal(mask, [[False, True], [True, True], [True, True]])
+
+
+def test_a_genes_own_single_reads_as_similarity_one_annotated_or_not():
+  go = go_idf.GoIdf.from_pairs(["A", "B"], ["t1", "t2"])
+  memory = effect_memory.build(targets=["X", "A", "A+X", "B@U87MG"], lfc=np.zeros((4, 3)),
+                               keys=np.zeros((4, 2)), gene_names=["A", "B", "X"], go=go)
+  sim, mask = effect_memory.read_fields(memory, ["A+X", "B@T98G", "X"], max_genes=2)
+  np.testing.assert_allclose(sim[0, 0, :2], [0.0, 1.0])  # A reads A (GO cosine 1)
+  assert sim[0, 1, 0] == 1.0  # X has no GO term but reads its own single X
+  assert sim[0, 1, 1] == 0.0 and sim[0, 1, 2] == 0.0  # a double is no gene's own single
+  assert sim[1, 0, 3] == 1.0  # B in another cell type
+  np.testing.assert_array_equal(mask[0], [True, True, False, True])  # never its own entry
+  assert not mask[2, 0]

@@ -7,6 +7,7 @@ import numpy as np
 from vccjax import models
 from vccjax.experiment import training_data
 from vccjax.models import ModelInputs
+from vccjax.models import baselines
 from vccjax.models import memory_attention
 
 B, S, N_IN, K, F, G, M = 2, 4, 5, 2, 6, 7, 3
@@ -113,3 +114,33 @@ def test_start_at_prior_predicts_the_gated_priors_before_training():
   gene_sum = np.array([1, 2])[:, None]  # set 1 has two genes: their recalls add
   np.testing.assert_allclose(out, np.broadcast_to(((1 + gene_sum * near) / 2)[:, None], out.shape),
                              atol=1e-5)
+
+
+def test_own_effect_flag_starts_neutral_and_then_reaches_the_network():
+  model = models.get_model("set_tx", n_genes_out=G, hidden=8, layers=1, heads=2,
+                           decoder_rank=4, nearest_prior=1, own_effect=True)
+  sim = np.zeros((B, K, M))
+  sim[:, 0, 2] = 1.0  # entry 2 is the first gene's own single
+  x = _inputs(sim=sim)
+  np.testing.assert_array_equal(
+      np.asarray(baselines.own_effect_read(x.memory_sim, x.memory_mask, x.pert_gene_mask)),
+      [[1, 0], [1, 0]])
+  hidden = x._replace(memory_mask=x.memory_mask.at[:, 2].set(False))
+  assert not np.asarray(baselines.own_effect_read(hidden.memory_sim, hidden.memory_mask,
+                                                  hidden.pert_gene_mask)).any()
+  params = model.init({"params": jax.random.key(0)}, x)
+  # A GO cosine just below 1 picks the same entry but raises no flag.
+  no_flag = x._replace(memory_sim=x.memory_sim.at[:, 0, 2].set(0.99))
+  out = np.asarray(model.apply(params, x))
+  np.testing.assert_allclose(np.asarray(model.apply(params, no_flag)), out, atol=1e-6)
+  # The flag's parameters start at 0 and are the only difference from a model without it:
+  # same initial values elsewhere, so a run that never reads an own single is unchanged.
+  plain = models.get_model("set_tx", n_genes_out=G, hidden=8, layers=1, heads=2,
+                           decoder_rank=4, nearest_prior=1)
+  plain_params = plain.init({"params": jax.random.key(0)}, x)
+  np.testing.assert_allclose(np.asarray(plain.apply(plain_params, x)), out, atol=1e-6)
+  # Learned, the flag moves the output of a gene that reads its own single.
+  params["params"]["pert_encoder"]["own_effect"] = jnp.ones(8)
+  params["params"]["own_gate_slope"] = jnp.asarray(2.0)
+  assert np.abs(np.asarray(model.apply(params, no_flag)) - np.asarray(model.apply(params, x))
+                ).max() > 1e-4

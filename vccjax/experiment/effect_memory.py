@@ -3,7 +3,11 @@
 Models that learn from the measured effects of related perturbations (`nearest`, `nearest_k`,
 the set transformer with `memory=True`) read it: an entry's value is its measured fold changes,
 its key its pooled gene features, and each queried target gene gets its IDF-weighted GO cosine
-with every entry (`vccjax.data.go_idf`). A perturbation never reads its own entry.
+with every entry (`vccjax.data.go_idf`). A perturbation never reads its own entry. An entry that
+is a gene's own single perturbation (in any cell type) has similarity exactly 1 with that gene,
+GO annotated or not: a double's measured singles, the same target in another cell type.
+
+GO cosines are capped just below 1 (`GO_MAX`), so similarity 1 means the gene's own single.
 
 An entry's own target genes carry its knockdown, which says nothing about another target's
 genes: there the value is the mean of the other entries (the target's own change is modelled
@@ -18,6 +22,9 @@ import numpy as np
 
 from vccjax.data import go_idf as go_idf_lib
 from vccjax.data import targets as targets_lib
+
+
+GO_MAX = 0.9999  # the largest GO cosine: two genes with the same annotations are not one gene
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,19 +69,27 @@ def build(*, targets: list[str], lfc: np.ndarray, keys: np.ndarray, gene_names,
 
 def read_fields(memory: EffectMemory, targets: list[str], *, max_genes: int):
   """(memory_sim [T, K, M], memory_mask [T, M]) of each target: GO similarity of each of its
-  (up to K) genes with every entry, and which entries it may read (all but its own)."""
+  (up to K) genes with every entry (1 with the gene's own single, see the module doc), and
+  which entries it may read (all but its own)."""
   t, m = len(targets), memory.size
   sim = np.zeros((t, max_genes, m), np.float32)
+  slots = [(i, j, g) for i, target in enumerate(targets)
+           for j, g in enumerate(targets_lib.genes_of(target)[:max_genes])]
+  entry_sets = [targets_lib.genes_of(e) for e in memory.targets]
   if memory.go is not None and m and t:
-    slots = [(i, j, g) for i, target in enumerate(targets)
-             for j, g in enumerate(targets_lib.genes_of(target)[:max_genes])]
-    entry_sets = [targets_lib.genes_of(e) for e in memory.targets]
     values = memory.go.similarity([[g] for _, _, g in slots], entry_sets)
     for (i, j, _), row in zip(slots, values):
-      sim[i, j] = row
+      sim[i, j] = np.minimum(row, GO_MAX)
+  singles = {}
+  for k, genes in enumerate(entry_sets):
+    if len(genes) == 1:
+      singles.setdefault(genes[0], []).append(k)
+  for i, j, g in slots:
+    sim[i, j, singles.get(g, [])] = 1.0
   own = {e: k for k, e in enumerate(memory.targets)}
   mask = np.ones((t, m), bool)
   for i, target in enumerate(targets):
     if target in own:
       mask[i, own[target]] = False
   return sim, mask
+

@@ -109,6 +109,16 @@ def nearest_recall(memory_lfc, memory_sim, memory_mask, gene_mask, *, k: int):
   return jnp.sum(per_gene * gene_mask[..., None], axis=1)
 
 
+def own_effect_read(memory_sim, memory_mask, gene_mask):
+  """[B, K] 1.0 where a target gene may read its own measured single (similarity exactly 1 in
+  `effect_memory.read_fields`, whose GO cosines stay below it), else 0.
+
+  memory_sim: [B, K, M]; memory_mask: [B, M]; gene_mask: [B, K].
+  """
+  readable = memory_mask[:, None, :] & (memory_sim >= 1.0)
+  return (readable.any(-1) & gene_mask).astype(memory_sim.dtype)
+
+
 def fit_nearest_effect(*, effects: np.ndarray, target_columns: np.ndarray) -> dict:
   """Closed-form params of NearestEffect: the knockdown is the log of the median share of its
   expression a measured training target gene keeps.

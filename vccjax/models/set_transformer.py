@@ -20,6 +20,13 @@ A learned gate per target, sigmoid(a + b * its best GO cosine), splits the start
 ridge prior (1 - gate) and this GO-nearest prior (gate), each with a learned per-gene gain
 starting at 1; the network's correction comes on top. At initialisation (a = b = 0) the start
 is the mean of the two priors.
+
+With `own_effect=True` (needs the memory) the model knows which target genes read their own
+measured single (a double's measured singles, the same target in another cell type): such a
+gene's encoding gains a learned vector, and the gate a term c * (share of such genes), both
+starting at 0. A single never reads its own entry, so the flag leaves singles exactly as without
+it; the network learns from the perturbations that do read one (training doubles, other cell
+types) not to correct a gene's own measured effect as it corrects a neighbour's.
 """
 
 from __future__ import annotations
@@ -51,8 +58,13 @@ class PerturbationEncoder(nn.Module):
   hidden: int
 
   @nn.compact
-  def __call__(self, genes, mask):
+  def __call__(self, genes, mask, own=None):
+    """own: [B, K] or None: 1 where a gene reads its own measured single; such a gene's encoding
+    gains a learned vector (starting at 0, so the flag changes nothing until it is learned)."""
     per_gene = MLP(self.hidden, self.hidden, name="gene_mlp")(genes)
+    if own is not None:
+      own_vector = self.param("own_effect", nn.initializers.zeros, (self.hidden,))
+      per_gene = per_gene + own[..., None] * own_vector
     pooled = jnp.sum(per_gene * mask[..., None], axis=1)
     return MLP(self.hidden, self.hidden, name="combine_mlp")(pooled)
 
@@ -89,6 +101,7 @@ class SetTransformer(nn.Module):
       entries, gated against the ridge prior (see the module doc); 0: ridge prior only.
     start_at_prior: the output head's gene embedding starts at 0, so the untrained model
       predicts exactly its prior(s) (and the knockdown); training learns the corrections.
+    own_effect: flag the target genes that read their own measured single (see the module doc).
   """
   n_genes_out: int
   hidden: int = 128
@@ -101,13 +114,17 @@ class SetTransformer(nn.Module):
   memory: bool = False
   nearest_prior: int = 0
   start_at_prior: bool = False
+  own_effect: bool = False
 
   @nn.compact
   def __call__(self, x: model_inputs.ModelInputs, *, deterministic: bool = True):
     """x: ModelInputs (control_expr [B,S,n_in], pert_genes [B,K,F], ...) -> log fold changes
     [B, S, n_genes_out]."""
     cells = MLP(self.hidden, self.hidden, name="cell_encoder")(x.control_expr)
-    pert = PerturbationEncoder(self.hidden, name="pert_encoder")(x.pert_genes, x.pert_gene_mask)
+    own = (baselines.own_effect_read(x.memory_sim, x.memory_mask, x.pert_gene_mask)
+           if self.own_effect else None)
+    pert = PerturbationEncoder(self.hidden, name="pert_encoder")(x.pert_genes, x.pert_gene_mask,
+                                                                 own)
     if self.memory:
       recalled, _ = memory_attention.MemoryAttention(self.hidden, name="memory")(x)
       pert = pert + nn.Dense(self.hidden, name="recall_to_hidden")(recalled)
@@ -149,6 +166,11 @@ class SetTransformer(nn.Module):
     best = (best * x.pert_gene_mask).max(-1, initial=0.0)  # [B]
     bias = self.param("nearest_gate_bias", nn.initializers.zeros, ())
     slope = self.param("nearest_gate_slope", nn.initializers.zeros, ())
-    gate = nn.sigmoid(bias + slope * best)[:, None]
+    logit = bias + slope * best
+    if self.own_effect:
+      own = baselines.own_effect_read(x.memory_sim, x.memory_mask, x.pert_gene_mask)
+      share = own.sum(-1) / jnp.maximum(x.pert_gene_mask.sum(-1), 1)
+      logit = logit + self.param("own_gate_slope", nn.initializers.zeros, ()) * share
+    gate = nn.sigmoid(logit)[:, None]
     near_gain = self.param("nearest_gain", nn.initializers.ones, (self.n_genes_out,))
     return (1.0 - gate) * ridge_known + gate * near_gain * near

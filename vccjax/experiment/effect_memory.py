@@ -92,4 +92,3 @@ def read_fields(memory: EffectMemory, targets: list[str], *, max_genes: int):
     if target in own:
       mask[i, own[target]] = False
   return sim, mask
-

@@ -55,4 +55,3 @@ def hide_memory(memory_mask: np.ndarray, *, fraction: float,
   own entry is already unreadable (`effect_memory.read_fields`).
   """
   return memory_mask & (rng.random(memory_mask.shape) >= fraction)
-

@@ -24,9 +24,10 @@ is the mean of the two priors.
 With `own_effect=True` (needs the memory) the model knows which target genes read their own
 measured single (a double's measured singles, the same target in another cell type): such a
 gene's encoding gains a learned vector, and the gate a term c * (share of such genes), both
-starting at 0. A single never reads its own entry, so the flag leaves singles exactly as without
-it; the network learns from the perturbations that do read one (training doubles, other cell
-types) not to correct a gene's own measured effect as it corrects a neighbour's.
+starting at 0. A single never reads its own entry, so a run where nothing reads its own single
+is exactly the run without the flag; the network can learn from the perturbations that do read
+one (training doubles, other cell types) not to correct a gene's own measured effect as it
+corrects a neighbour's.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ class SetTransformer(nn.Module):
     prior_gain = self.param("prior_gain", gain, (self.n_genes_out,))
     known = prior_gain * x.prior_lfc
     if self.nearest_prior > 0:
-      known = self._gated_nearest_prior(x, known)
+      known = self._gated_nearest_prior(x, known, own)
     if self.memory:
       known = known + self.param("memory_gain", gain, (self.n_genes_out,)) * recalled
     log_fold = low @ gene_embed + gene_bias + known[:, None, :]
@@ -157,8 +158,9 @@ class SetTransformer(nn.Module):
       log_fold = model_inputs.apply_knockdown(log_fold, x, knock)
     return log_fold
 
-  def _gated_nearest_prior(self, x: model_inputs.ModelInputs, ridge_known):
-    """[B, G] (1 - gate) * ridge_known + gate * gain * GO-nearest prior; gate per target."""
+  def _gated_nearest_prior(self, x: model_inputs.ModelInputs, ridge_known, own=None):
+    """[B, G] (1 - gate) * ridge_known + gate * gain * GO-nearest prior; gate per target.
+    own: [B, K] the own-effect flags (`own_effect`), or None."""
     near = baselines.nearest_recall(x.memory_lfc, x.memory_sim, x.memory_mask,
                                     x.pert_gene_mask, k=self.nearest_prior)
     readable = jnp.broadcast_to(x.memory_mask[:, None, :], x.memory_sim.shape)
@@ -167,8 +169,7 @@ class SetTransformer(nn.Module):
     bias = self.param("nearest_gate_bias", nn.initializers.zeros, ())
     slope = self.param("nearest_gate_slope", nn.initializers.zeros, ())
     logit = bias + slope * best
-    if self.own_effect:
-      own = baselines.own_effect_read(x.memory_sim, x.memory_mask, x.pert_gene_mask)
+    if own is not None:
       share = own.sum(-1) / jnp.maximum(x.pert_gene_mask.sum(-1), 1)
       logit = logit + self.param("own_gate_slope", nn.initializers.zeros, ()) * share
     gate = nn.sigmoid(logit)[:, None]

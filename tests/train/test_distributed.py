@@ -36,12 +36,22 @@ def _start(args, *, devices: int) -> subprocess.Popen:
 
 
 def _wait_all(procs, timeout=300) -> list[str]:
+  """Each process's stdout. On a timeout every unfinished process is stopped and the test fails
+  with the last output of each (a process stuck anywhere leaves the others waiting for it)."""
   outs = []
   try:
     for p in procs:
       out, err = p.communicate(timeout=timeout)
       assert p.returncode == 0, f"process failed ({p.returncode}):\n{out[-2000:]}\n{err[-4000:]}"
       outs.append(out)
+  except subprocess.TimeoutExpired:
+    tails = []
+    for i, p in enumerate(procs[len(outs):], start=len(outs)):
+      p.kill()
+      out, err = p.communicate()
+      tails.append(f"--- process {i} (stopped):\n{(out or '')[-1500:]}\n{(err or '')[-3000:]}")
+    pytest.fail(f"timed out after {timeout} s; {len(outs)} of {len(procs)} processes had "
+                f"finished:\n" + "\n".join(tails))
   finally:
     for p in procs:
       if p.poll() is None:

@@ -10,8 +10,10 @@ once (their folds are fixed by the data; `additive` joins the peers of doubles a
 targets, so every model scores 0 there.) Then prints a markdown table (mean over (repeat, fold)
 pairs, sd in brackets; its 95% bootstrap interval over targets; the Systema-style
 centroid-relative PDS and centred Pearson), set_tx's per-target paired differences against
-every peer, the exact command and the time of each row, and writes OUT/quality.json. Extra
-`--config.x=v` flags are passed through to every run. Time: see the README (measured total).
+every peer, the technical-duplicate bound (half the real cells predicting the other half) with
+each model's share of it, the exact command and the time of each row, and writes
+OUT/quality.json. Extra `--config.x=v` flags are passed through to every run. Time: see the
+README (measured total).
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ def main():
       sys.exit(f"{name} failed:\n{proc.stderr[-2000:]}")
     with open(os.path.join(out, "results.json")) as f:
       results = json.load(f)
-    summary = {**results["summary"], "paired": results.get("paired", {})}
+    summary = {**results["summary"], "paired": results.get("paired", {}),
+               "technical_duplicate": results.get("technical_duplicate", {})}
     shown = " ".join(["python", "-m", "vccjax.benchmark", *cmd[3:-len(passthrough) or None]])
     rows.append((label, words, summary, shown.replace(out, "OUT"), time.time() - t0))
     print(f"[quality] {label}: {time.time() - t0:.0f}s", flush=True)
@@ -87,7 +90,7 @@ def print_table(rows) -> None:
     order = ["cell-eval baseline", *MODEL_ORDER]
     for model, m in sorted(summary.items(), key=lambda kv: order.index(kv[0])
                            if kv[0] in order else len(order)):
-      if model == "paired":
+      if model in ("paired", "technical_duplicate"):
         continue
       cell = lambda k: f"{m[k]['mean']:.3f} ({m[k]['sd']:.2f})"
       overall = f"{m['overall']['mean']:.2f} ({m['overall']['sd']:.2f})" if "overall" in m else "0"
@@ -103,6 +106,20 @@ def print_table(rows) -> None:
                           if kv[0] in MODEL_ORDER else len(MODEL_ORDER)):
       print(f"| {name} | {peer} | {p['wins']} / {p['ties']} / {p['losses']} | "
             f"{p['mean_difference']:.2f} [{p['low']:.1f}, {p['high']:.1f}] |")
+  print("\nAgainst a random half of each held-out target's cells (`benchmark.duplicate`): the "
+        "technical duplicate (the other half) and each model, overall (sd over folds), share of "
+        "the duplicate's score")
+  print("\n| data | technical duplicate | " + " | ".join(MODEL_ORDER) + " |")
+  print("|---|---|" + "---|" * len(MODEL_ORDER))
+  for name, _, summary, _, _ in rows:
+    bound = summary["technical_duplicate"]
+    if not bound:
+      continue
+    duplicate = bound["technical_duplicate"]
+    cells = [f"{bound[m]['overall']:.2f} ({bound[m]['share']:.2f})" if m in bound else ""
+             for m in MODEL_ORDER]
+    print(f"| {name} | {duplicate['overall']:.2f} ({duplicate['sd']:.2f}) | "
+          + " | ".join(cells) + " |")
   print("\ncommands (OUT = your output directory):")
   for name, _, _, command, seconds in rows:
     print(f"  {command}    # {seconds:.0f}s")

@@ -10,6 +10,8 @@ test targets (as many cells as the real data has, plus the real controls) and is
 VCC rules against the real cells. Each fold's directory holds `real.h5ad`, `baseline.h5ad` (the
 cell-mean baseline) and `<model>.h5ad`, so anyone can re-score them with `cell-eval`.
 `--repeats R` reruns the K folds with fold seeds seed, seed + 1, ... (directories `rR_foldK`).
+Each fold is also scored against half of its real cells, with the other half as a prediction
+(the technical-duplicate bound, `benchmark.duplicate`; `--notechnical_duplicate` skips it).
 `DIR/results.json` has every score and one row per (repeat, fold, model, target); printed: a
 table of means (and spread over (repeat, fold) pairs, 95% bootstrap interval over targets of the
 overall score) and, when `set_tx` runs, its per-target paired difference against each peer.
@@ -29,6 +31,7 @@ from ml_collections import config_flags
 from vccjax import config_file
 from vccjax import logbook
 from vccjax import models as models_lib
+from vccjax.benchmark import duplicate
 from vccjax.benchmark import folds
 from vccjax.benchmark import statistics
 from vccjax.errors import InputError
@@ -55,6 +58,10 @@ _OUT = flags.DEFINE_string("out", None, "Output directory.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the folds.")
 _REPEATS = flags.DEFINE_integer("repeats", 1, "Reruns of the K folds, with fold seeds seed + r.")
 _PAIRED = flags.DEFINE_string("paired", "set_tx", "The model compared per target with the others.")
+_DUPLICATE = flags.DEFINE_bool(
+    "technical_duplicate", True, "Also score half of each fold's real cells against the other "
+    "half, and every model against the same half: the bound a prediction measured as noisily "
+    "could reach.")
 _SUMMARIZE = flags.DEFINE_bool("summarize_only", False, "Recompute the tables of an existing "
                                "--out/results.json (no training).")
 flags.mark_flags_as_required(["data", "out"])
@@ -93,8 +100,14 @@ def main(argv):
       groups.append(fold_groups)
       for k, test in enumerate(fold_groups):
         name = f"r{r}_fold{k}" if _REPEATS.value > 1 else f"fold{k}"
-        per_fold.append({"repeat": r, "fold": k, "targets": test, "scores": folds.run_fold(
-            config, fold_dir=os.path.join(out, name), test=test, models=models, log=print)})
+        fold_dir = os.path.join(out, name)
+        entry = {"repeat": r, "fold": k, "targets": test, "scores": folds.run_fold(
+            config, fold_dir=fold_dir, test=test, models=models, log=print)}
+        if _DUPLICATE.value:
+          entry["duplicate"] = duplicate.score_fold(
+              fold_dir, models, control_label=config.data.control_label, fdr=config.eval.fdr,
+              seed=_SEED.value + r)
+        per_fold.append(entry)
   except (InputError, loop.NonFiniteLossError) as e:
     raise SystemExit(f"error: {e}")
   report(out, per_fold, models, groups=groups, config=config.to_dict(), seconds=time.time() - t0)
@@ -106,18 +119,24 @@ def report(out: str, per_fold: list[dict], models: list[str], *, groups, config:
   repeats = 1 + max(f["repeat"] for f in per_fold)
   table, summary = folds.summary_table(per_fold, models)
   target_rows = statistics.target_rows(per_fold, models)
+  bound, bound_summary = duplicate.summary_table(per_fold, models)
   paired, paired_result = "", {}
   if _PAIRED.value in models and len(models) > 1:
     paired, paired_result = folds.paired_table(per_fold, _PAIRED.value,
                                                [m for m in models if m != _PAIRED.value])
   logbook.write_json_atomic(os.path.join(out, "results.json"), {
       "data": config["data"]["path"], "folds": groups, "models": models, "repeats": repeats,
-      "summary": summary, "paired": paired_result, "per_fold": per_fold,
+      "summary": summary, "technical_duplicate": bound_summary, "paired": paired_result, "per_fold": per_fold,
       "per_target": target_rows, "config": config, "seconds": seconds})
   print(f"\n{os.path.basename(config['data']['path'])}: {len(per_fold)} (repeat, fold) pair(s) of "
         f"held-out targets, mean (sd) over them; scaled scores against the cell-mean baseline; "
         f"95% CI: bootstrap over the held-out targets of each (repeat, fold) pair")
   print(table)
+  if bound:
+    print("\nScored against a random half of each held-out target's cells: the technical "
+          "duplicate (the other half as the prediction) and every model, mean (sd) over the "
+          "pairs; share of bound = overall / the duplicate's")
+    print(bound)
   if paired:
     print(f"\n{_PAIRED.value} minus each peer, per target (the official rule on one target, mean "
           f"over repeats): targets won/tied/lost, mean difference [95% bootstrap CI over targets]")

@@ -126,8 +126,8 @@ def report(out: str, per_fold: list[dict], models: list[str], *, groups, config:
                                                [m for m in models if m != _PAIRED.value])
   logbook.write_json_atomic(os.path.join(out, "results.json"), {
       "data": config["data"]["path"], "folds": groups, "models": models, "repeats": repeats,
-      "summary": summary, "technical_duplicate": bound_summary, "paired": paired_result, "per_fold": per_fold,
-      "per_target": target_rows, "config": config, "seconds": seconds})
+      "summary": summary, "technical_duplicate": bound_summary, "paired": paired_result,
+      "per_fold": per_fold, "per_target": target_rows, "config": config, "seconds": seconds})
   print(f"\n{os.path.basename(config['data']['path'])}: {len(per_fold)} (repeat, fold) pair(s) of "
         f"held-out targets, mean (sd) over them; scaled scores against the cell-mean baseline; "
         f"95% CI: bootstrap over the held-out targets of each (repeat, fold) pair")

@@ -12,9 +12,10 @@ cell-mean baseline) and `<model>.h5ad`, so anyone can re-score them with `cell-e
 `--repeats R` reruns the K folds with fold seeds seed, seed + 1, ... (directories `rR_foldK`).
 Each fold is also scored against half of its real cells, with the other half as a prediction
 (the technical-duplicate bound, `benchmark.duplicate`; `--notechnical_duplicate` skips it).
-`DIR/results.json` has every score and one row per (repeat, fold, model, target); printed: a
-table of means (and spread over (repeat, fold) pairs, 95% bootstrap interval over targets of the
-overall score) and, when `set_tx` runs, its per-target paired difference against each peer.
+`DIR/results.json` has every score and one row per (repeat, fold, model, target);
+`DIR/scores.png` shows them (per fold, against half the cells, paired); printed: a table of
+means (and spread over (repeat, fold) pairs, 95% bootstrap interval over targets of the overall
+score) and, when `set_tx` runs, its per-target paired difference against each peer.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from vccjax import logbook
 from vccjax import models as models_lib
 from vccjax.benchmark import duplicate
 from vccjax.benchmark import folds
+from vccjax.benchmark import plots
 from vccjax.benchmark import statistics
 from vccjax.errors import InputError
 from vccjax.train import loop
@@ -128,7 +130,12 @@ def report(out: str, per_fold: list[dict], models: list[str], *, groups, config:
       "data": config["data"]["path"], "folds": groups, "models": models, "repeats": repeats,
       "summary": summary, "technical_duplicate": bound_summary, "paired": paired_result,
       "per_fold": per_fold, "per_target": target_rows, "config": config, "seconds": seconds})
-  print(f"\n{os.path.basename(config['data']['path'])}: {len(per_fold)} (repeat, fold) pair(s) of "
+  name = os.path.basename(config["data"]["path"])
+  figure = plots.plot_scores(per_fold, models, summary=summary, bound=bound_summary,
+                             paired=paired_result, paired_model=_PAIRED.value,
+                             title=f"{name}: {len(per_fold)} (repeat, fold) pair(s)",
+                             path=os.path.join(out, "scores.png"))
+  print(f"\n{name}: {len(per_fold)} (repeat, fold) pair(s) of "
         f"held-out targets, mean (sd) over them; scaled scores against the cell-mean baseline; "
         f"95% CI: bootstrap over the held-out targets of each (repeat, fold) pair")
   print(table)
@@ -141,7 +148,7 @@ def report(out: str, per_fold: list[dict], models: list[str], *, groups, config:
     print(f"\n{_PAIRED.value} minus each peer, per target (the official rule on one target, mean "
           f"over repeats): targets won/tied/lost, mean difference [95% bootstrap CI over targets]")
     print(paired)
-  print(f"[bench] wrote {out}/results.json ({seconds:.0f}s)")
+  print(f"[bench] wrote {out}/results.json and {figure} ({seconds:.0f}s)")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure  # no pyplot: no global backend switch, works headless
 
+from vccjax import atomic
+
 
 def plot_scores(per_fold: list[dict], models: list[str], *, summary: dict, bound: dict,
                 paired: dict, paired_model: str, title: str, path: str) -> str:
@@ -50,5 +52,6 @@ def plot_scores(per_fold: list[dict], models: list[str], *, summary: dict, bound
            title="paired: mean, 95% CI (won/tied/lost)")
   fig.suptitle(title, fontsize=10)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  with atomic.writing(path) as partial:
+    fig.savefig(partial, dpi=110, format="png")
   return path

@@ -84,7 +84,8 @@ def main(argv):
     with open(os.path.join(out, "results.json")) as f:
       previous = json.load(f)
     report(out, previous["per_fold"], previous["models"], groups=previous["folds"],
-           config=previous["config"], seconds=previous["seconds"])
+           config=previous["config"], seconds=previous["seconds"],
+           source=previous.get("source", previous["data"]))
     return
   try:
     models_lib.check_model_names(models, where="--models")  # before any model trains
@@ -112,11 +113,12 @@ def main(argv):
         per_fold.append(entry)
   except (InputError, loop.NonFiniteLossError) as e:
     raise SystemExit(f"error: {e}")
-  report(out, per_fold, models, groups=groups, config=config.to_dict(), seconds=time.time() - t0)
+  report(out, per_fold, models, groups=groups, config=config.to_dict(), seconds=time.time() - t0,
+         source=os.path.abspath(_DATA.value))
 
 
 def report(out: str, per_fold: list[dict], models: list[str], *, groups, config: dict,
-           seconds: float) -> None:
+           seconds: float, source: str) -> None:
   """Writes `out/results.json` (scores, per-target rows, summary, paired) and prints the tables."""
   repeats = 1 + max(f["repeat"] for f in per_fold)
   table, summary = folds.summary_table(per_fold, models)
@@ -127,10 +129,10 @@ def report(out: str, per_fold: list[dict], models: list[str], *, groups, config:
     paired, paired_result = folds.paired_table(per_fold, _PAIRED.value,
                                                [m for m in models if m != _PAIRED.value])
   logbook.write_json_atomic(os.path.join(out, "results.json"), {
-      "data": config["data"]["path"], "folds": groups, "models": models, "repeats": repeats,
+      "data": config["data"]["path"], "source": source, "folds": groups, "models": models, "repeats": repeats,
       "summary": summary, "technical_duplicate": bound_summary, "paired": paired_result,
       "per_fold": per_fold, "per_target": target_rows, "config": config, "seconds": seconds})
-  name = os.path.basename(config["data"]["path"])
+  name = os.path.basename(source)  # `--data` (transfer trains on a relabelled copy of it)
   figure = plots.plot_scores(per_fold, models, summary=summary, bound=bound_summary,
                              paired=paired_result, paired_model=_PAIRED.value,
                              title=f"{name}: {len(per_fold)} (repeat, fold) pair(s)",

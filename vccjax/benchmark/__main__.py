@@ -131,7 +131,8 @@ def report(out: str, per_fold: list[dict], models: list[str], *, groups, config:
   logbook.write_json_atomic(os.path.join(out, "results.json"), {
       "data": config["data"]["path"], "source": source, "folds": groups, "models": models,
       "repeats": repeats, "summary": summary, "technical_duplicate": bound_summary,
-      "paired": paired_result, "per_fold": per_fold, "per_target": target_rows, "config": config, "seconds": seconds})
+      "paired": paired_result, "per_fold": per_fold, "per_target": target_rows,
+      "config": config, "seconds": seconds})
   name = os.path.basename(source)  # `--data` (transfer trains on a relabelled copy of it)
   figure = plots.plot_scores(per_fold, models, summary=summary, bound=bound_summary,
                              paired=paired_result, paired_model=_PAIRED.value,

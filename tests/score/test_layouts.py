@@ -77,6 +77,25 @@ def test_every_layout_scores_as_csr_counts(screens, csr_scores, layout):
   assert 0 < csr_scores["overall"] < 100  # a score that can tell two layouts apart
 
 
+def test_several_predictions_score_as_each_alone(screens, csr_scores):
+  """`score_predictions` (real and baseline summarised once) gives each file `score_files`'s
+  scores, in any mix of layouts."""
+  d, real, pred, train = screens
+  real_path = write_layout(real, d / "real_multi.h5ad", "csr")
+  preds = [write_layout(pred, d / "pred_multi_dense.h5ad", "dense"),
+           write_layout(real, d / "pred_multi_real.h5ad", "csc")]
+  kwargs = dict(real_path=real_path, train_path=write_layout(train, d / "train_multi.h5ad", "csr"),
+                pert_counts_path=str(d / "counts.csv"), fdr="per_perturbation")
+  together = file_scores.score_predictions(preds, **kwargs)
+  assert together[0]["scaled"] == csr_scores["scaled"]
+  for path, scores in zip(preds, together):
+    alone = file_scores.score_files(pred_path=path, **kwargs)
+    for part in ("model", "baseline", "scaled", "per_perturbation"):
+      assert scores[part] == alone[part], (path, part)
+    assert scores["settings"]["pred"] == path
+  assert together[1]["overall"] > together[0]["overall"]  # the real cells themselves score best
+
+
 def test_every_stored_layout_has_a_direct_reader(screens):
   d, real, _, _ = screens
   for layout in ("csr", "dense", "dense_chunked", "csc"):

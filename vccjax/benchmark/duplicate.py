@@ -62,13 +62,11 @@ def score_fold(fold_dir: str, models: list[str], *, control_label: str, fdr: str
   del real
   half_a, half_b = paths
   preds = {DUPLICATE: half_a, **{m: os.path.join(fold_dir, f"{m}.h5ad") for m in models}}
-  result = {}
-  for name, pred in preds.items():
-    scores = file_scores.score_files(
-        pred_path=pred, real_path=half_b, baseline_path=os.path.join(fold_dir, "baseline.h5ad"),
-        fdr=fdr, control_label=control_label)
-    result[name] = {k: float(scores["scaled"][k]) for k in SCORE_KEYS}
-  return result
+  scores = file_scores.score_predictions(
+      list(preds.values()), real_path=half_b,
+      baseline_path=os.path.join(fold_dir, "baseline.h5ad"), fdr=fdr, control_label=control_label)
+  return {name: {k: float(s["scaled"][k]) for k in SCORE_KEYS}
+          for name, s in zip(preds, scores)}
 
 
 def summary_table(per_fold: list[dict], models: list[str]) -> tuple[str, dict]:

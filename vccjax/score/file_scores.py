@@ -2,7 +2,8 @@
 
 `score_files` scores a prediction file against the real cells and the cell-mean baseline, built
 from a training file and a `pert_counts` table or read from a file `cell-eval baseline` wrote;
-`python -m vccjax.score` is its command.
+`python -m vccjax.score` is its command. `score_predictions` scores several prediction files
+against one real file, summarising it and the baseline once.
 """
 
 from __future__ import annotations
@@ -146,26 +147,45 @@ def score_files(*, pred_path: str, real_path: str, train_path: str | None = None
      "overall", "per_perturbation": [{perturbation, des, pds, mae, n_true_de, n_pred_de,
      des_baseline, pds_baseline, mae_baseline}], "settings"}.
   """
+  return score_predictions(
+      [pred_path], real_path=real_path, train_path=train_path, pert_counts_path=pert_counts_path,
+      baseline_path=baseline_path, fdr=fdr, control_label=control_label,
+      fold_change_clip=fold_change_clip)[0]
+
+
+def score_predictions(pred_paths: list[str], *, real_path: str, train_path: str | None = None,
+                      pert_counts_path: str | None = None, baseline_path: str | None = None,
+                      fdr: str = "global", control_label: str = io.CONTROL_LABEL,
+                      fold_change_clip: float | None = 20.0) -> list[dict]:
+  """`score_files` of several prediction files against one real file: the real file and the
+  baseline are summarised (and the baseline scored) once, each prediction file after the other."""
   if (baseline_path is None) == (train_path is None or pert_counts_path is None):
     raise InputError("arguments", "give either --baseline, or --train with --pert-counts",
                      "pass the cell-mean baseline file or the data to build it")
-  (real, genes), (pred, pred_genes) = load_summaries([real_path, pred_path],
-                                                     control_label=control_label)
-  _check_genes(pred_path, pred_genes, genes, real_path)
-  model = metrics.compare(real=real, pred=pred, gene_names=genes, fdr=fdr,
-                          fold_change_clip=fold_change_clip)
-  del pred
+  buffers = metrics.ScratchPool()  # each prediction file reuses the real file's buffers
+  real, genes = load_summary(real_path, control_label=control_label, buffers=buffers)
+  models = []
+  for pred_path in pred_paths:
+    pred, pred_genes = load_summary(pred_path, control_label=control_label, buffers=buffers)
+    _check_genes(pred_path, pred_genes, genes, real_path)
+    models.append(metrics.compare(real=real, pred=pred, gene_names=genes, fdr=fdr,
+                                  fold_change_clip=fold_change_clip))
+    del pred
   base, base_genes = baseline_summary(train_path=train_path, pert_counts_path=pert_counts_path,
                                       baseline_path=baseline_path, control_label=control_label)
   _check_genes(baseline_path or train_path, base_genes, genes, real_path)
   base_result = metrics.compare(real=real, pred=base, gene_names=genes, fdr=fdr,
                                 fold_change_clip=fold_change_clip)
-  scaled = metrics.scaled_scores(raw=model.means(), baseline=base_result.means())
-  table = model.table()
-  for row, base_row in zip(table, base_result.table()):
-    row.update({f"{m}_baseline": base_row[m] for m in ("des", "pds", "mae")})
-  return {"model": model.means(), "baseline": base_result.means(), "scaled": scaled,
-          "overall": scaled["overall"], "per_perturbation": table,
-          "settings": {"pred": pred_path, "real": real_path, "train": train_path,
-                       "pert_counts": pert_counts_path, "baseline": baseline_path, "fdr": fdr,
-                       "control_label": control_label, "fold_change_clip": fold_change_clip}}
+  results = []
+  for pred_path, model in zip(pred_paths, models):
+    scaled = metrics.scaled_scores(raw=model.means(), baseline=base_result.means())
+    table = model.table()
+    for row, base_row in zip(table, base_result.table()):
+      row.update({f"{m}_baseline": base_row[m] for m in ("des", "pds", "mae")})
+    results.append({
+        "model": model.means(), "baseline": base_result.means(), "scaled": scaled,
+        "overall": scaled["overall"], "per_perturbation": table,
+        "settings": {"pred": pred_path, "real": real_path, "train": train_path,
+                     "pert_counts": pert_counts_path, "baseline": baseline_path, "fdr": fdr,
+                     "control_label": control_label, "fold_change_clip": fold_change_clip}})
+  return results

@@ -25,6 +25,16 @@ def shared(name: str) -> str:
   return path
 
 
+def benchmark_script(name: str):
+  """benchmarks/NAME.py imported as a module (its helpers, without running `main`)."""
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "benchmarks",
+                                                                   f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
 def run_module(module: str, *args, env=None, timeout=600, check=True):
   """Runs `python -m module args` from the repo root; returns the CompletedProcess."""
   full_env = dict(os.environ, **(env or {}))

@@ -1,30 +1,19 @@
 """benchmarks/effect_reproducibility.py: a screen with real effects reproduces them; the same
 screen with its target labels shuffled among the perturbed cells does not."""
 
-import importlib.util
-import os
-
 import numpy as np
 
-from conftest import REPO
+from conftest import benchmark_script
 from vccjax.data import dataset as dataset_lib
 from vccjax.data import io
 from vccjax.data import synthetic
-
-
-def _script():
-  path = os.path.join(REPO, "benchmarks", "effect_reproducibility.py")
-  spec = importlib.util.spec_from_file_location("effect_reproducibility", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 def test_real_effects_reproduce_and_shuffled_labels_do_not(tmp_path):
   path = tmp_path / "screen.h5ad"
   synthetic.write_synthetic(str(path), n_cells=2400, n_genes=150, n_targets=6, n_batches=2,
                             median_umi=4000, seed=3, workers=1)
-  script = _script()
+  script = benchmark_script("effect_reproducibility")
   split_half, across = script.reproducibility(dataset_lib.load_dataset(str(path), n_hvg=0),
                                               min_half_cells=10, seed=0, group="context")
   assert len(split_half) == 2 and all(len(r) == 6 for r in split_half.values())

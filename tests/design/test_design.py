@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from conftest import CONFIG, REPO, run_module, shared
+from conftest import CONFIG, benchmark_script, run_module, shared
 from vccjax.design import __main__ as design_command
 from vccjax.design import candidates as candidates_lib
 from vccjax.design import ranking
@@ -147,13 +147,7 @@ def test_typical_contrast_matches_numpy():
 
 def _design_recall():
   """benchmarks/design_recall_doubles.py as a module (the benchmark's helpers, no training)."""
-  import importlib.util
-  import os
-  path = os.path.join(REPO, "benchmarks", "design_recall_doubles.py")
-  spec = importlib.util.spec_from_file_location("design_recall_doubles", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return benchmark_script("design_recall_doubles")
 
 
 def test_recall_pair_rank_is_order_invariant():
